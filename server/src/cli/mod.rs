@@ -1,0 +1,4 @@
+//! The client side of the `loghound` binary: commands that talk to a
+//! running server over its HTTP API.
+
+pub mod search;

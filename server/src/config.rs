@@ -1,0 +1,201 @@
+//! `server.toml` and the flags that override it: parsed, validated, then
+//! trusted by the rest of the server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use loghound_shared::Limits;
+use serde::Deserialize;
+
+/// The server's whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Format version of this file; only `1` exists.
+    #[serde(default = "default_version")]
+    pub version: u32,
+    /// Address and port the HTTP API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory holding `wal/`, `indexes/` and `meta.sqlite`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// How often the indexer commits, making new lines searchable.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Memory budget of the tantivy writer of each day being written.
+    #[serde(default = "default_index_writer_heap_bytes")]
+    pub index_writer_heap_bytes: usize,
+    /// Indexing threads per day being written.
+    #[serde(default = "default_index_writer_threads")]
+    pub index_writer_threads: usize,
+    /// A write-ahead log segment is closed and a new one started past this size.
+    #[serde(default = "default_wal_segment_bytes")]
+    pub wal_segment_bytes: u64,
+    /// Limits on each ingested batch.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Bounds on one ingest request; see `loghound_shared::Limits`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Bytes of a compressed request body.
+    #[serde(default = "default_max_compressed_bytes")]
+    pub max_compressed_bytes: usize,
+    /// Bytes of a body once decompressed.
+    #[serde(default = "default_max_decompressed_bytes")]
+    pub max_decompressed_bytes: usize,
+    /// Bytes of one encoded event (one NDJSON line).
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// Events in one batch.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+}
+
+const fn default_version() -> u32 {
+    1
+}
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7700))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("loghound-data")
+}
+const fn default_commit_interval_ms() -> u64 {
+    1000
+}
+const fn default_index_writer_heap_bytes() -> usize {
+    128 << 20
+}
+const fn default_index_writer_threads() -> usize {
+    2
+}
+const fn default_wal_segment_bytes() -> u64 {
+    64 << 20
+}
+const fn default_max_compressed_bytes() -> usize {
+    16 << 20
+}
+const fn default_max_decompressed_bytes() -> usize {
+    64 << 20
+}
+const fn default_max_line_bytes() -> usize {
+    2 << 20
+}
+const fn default_max_events() -> usize {
+    100_000
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_compressed_bytes: default_max_compressed_bytes(),
+            max_decompressed_bytes: default_max_decompressed_bytes(),
+            max_line_bytes: default_max_line_bytes(),
+            max_events: default_max_events(),
+        }
+    }
+}
+
+impl From<LimitsConfig> for Limits {
+    fn from(config: LimitsConfig) -> Self {
+        Limits {
+            max_compressed_bytes: config.max_compressed_bytes,
+            max_decompressed_bytes: config.max_decompressed_bytes,
+            max_line_bytes: config.max_line_bytes,
+            max_events: config.max_events,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        // An empty document takes every default.
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+impl ServerConfig {
+    /// Reads and validates a `server.toml`; errors name the file, line and key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: ServerConfig = toml::from_str(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("invalid config file {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.version != 1 {
+            bail!(
+                "key `version`: unsupported version {}, expected 1",
+                self.version
+            );
+        }
+        if self.commit_interval_ms == 0 || self.commit_interval_ms > 60_000 {
+            bail!("key `commit_interval_ms`: must be between 1 and 60000");
+        }
+        if self.index_writer_heap_bytes < 16 << 20 {
+            bail!("key `index_writer_heap_bytes`: must be at least 16 MiB (16777216)");
+        }
+        if self.index_writer_threads == 0 || self.index_writer_threads > 8 {
+            bail!("key `index_writer_threads`: must be between 1 and 8");
+        }
+        if self.wal_segment_bytes < 1 << 20 {
+            bail!("key `wal_segment_bytes`: must be at least 1 MiB (1048576)");
+        }
+        let limits = &self.limits;
+        if limits.max_events == 0 || limits.max_events >= 1 << crate::EVENT_INDEX_BITS {
+            bail!(
+                "key `limits.max_events`: must be between 1 and {}",
+                (1u64 << crate::EVENT_INDEX_BITS) - 1
+            );
+        }
+        if limits.max_line_bytes == 0
+            || limits.max_compressed_bytes == 0
+            || limits.max_decompressed_bytes < limits.max_line_bytes
+        {
+            bail!("key `limits`: byte limits must be positive and max_decompressed_bytes >= max_line_bytes");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_takes_defaults() {
+        let config: ServerConfig = toml::from_str("").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.commit_interval_ms, 1000);
+        assert_eq!(config.limits.max_events, 100_000);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = toml::from_str::<ServerConfig>("comit_interval_ms = 5").unwrap_err();
+        assert!(err.to_string().contains("comit_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn load_names_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "commit_interval_ms = 0\n").unwrap();
+        let err = format!("{:#}", ServerConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("server.toml") && err.contains("commit_interval_ms"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The one place where errors become HTTP answers. Client errors carry
+//! their precise message; server errors are logged with their cause and
+//! answered generically.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use loghound_shared::api::ErrorBody;
+use loghound_shared::DecodeError;
+
+use crate::index::search::SearchError;
+use crate::ingest::IngestError;
+use crate::tokens::AuthError;
+use crate::wal::WalError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    message: String,
+    limit: Option<String>,
+    retry_after_secs: Option<u64>,
+}
+
+impl AppError {
+    /// A client error with a precise message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        AppError {
+            status,
+            message: message.into(),
+            limit: None,
+            retry_after_secs: None,
+        }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 413 for an exceeded limit, naming it.
+    pub fn too_large(message: impl Into<String>, limit: &str) -> Self {
+        AppError {
+            limit: Some(limit.to_string()),
+            ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+        }
+    }
+
+    /// A server-side failure: logged in full, answered generically.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+    }
+
+    fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        AppError {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.message,
+            limit: self.limit,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated(message) => Self::new(StatusCode::UNAUTHORIZED, message),
+            AuthError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, error.to_string()),
+            AuthError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<IngestError> for AppError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::Decode(decode) => match &decode {
+                DecodeError::TooLarge { limit, .. } => {
+                    Self::too_large(decode.to_string(), limit.name())
+                }
+                _ => Self::bad_request(decode.to_string()),
+            },
+            IngestError::Wal(WalError::Io(e)) if e.raw_os_error() == Some(28) => AppError {
+                retry_after_secs: Some(10),
+                ..Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "server disk is full; batch not accepted",
+                )
+            },
+            IngestError::Wal(e) => {
+                tracing::error!(error = %e, "ingest could not write the log");
+                Self::unavailable("server cannot store batches right now; retry later", 5)
+            }
+            IngestError::ShuttingDown => Self::unavailable("server is shutting down", 1),
+        }
+    }
+}
+
+impl From<SearchError> for AppError {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::Query(_) => Self::bad_request(error.to_string()),
+            SearchError::Index(e) => Self::internal(e),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The HTTP API: routes, shared state and handlers.
+
+mod error;
+mod ingest;
+mod search;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use loghound_shared::api::INGEST_PATH;
+
+pub use self::error::AppError;
+use crate::index::search::Searcher;
+use crate::ingest::IngestBackend;
+use crate::tokens::{Scope, TokenStore};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where batches go.
+    pub ingest: Arc<dyn IngestBackend>,
+    /// Queries the indexes.
+    pub searcher: Arc<Searcher>,
+    /// Checks bearer tokens.
+    pub tokens: TokenStore,
+    /// Largest accepted request body (compressed).
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// Checks the request's token for `scope`.
+    pub async fn authorize(
+        &self,
+        headers: &axum::http::HeaderMap,
+        scope: Scope,
+    ) -> Result<(), AppError> {
+        let authorization = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let tokens = self.tokens.clone();
+        tokio::task::spawn_blocking(move || tokens.authorize(authorization.as_deref(), scope))
+            .await
+            .map_err(AppError::internal)??;
+        Ok(())
+    }
+}
+
+/// The router, without a socket, so tests can call it directly.
+pub fn app(state: AppState) -> Router {
+    // The ingest handler reads the body itself to answer oversize bodies
+    // with the JSON error every client expects.
+    Router::new()
+        .route(
+            INGEST_PATH,
+            post(ingest::ingest).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/v1/search", get(search::search))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ready\n" }))
+        .fallback(|| async { AppError::new(axum::http::StatusCode::NOT_FOUND, "no such route") })
+        .with_state(state)
+}

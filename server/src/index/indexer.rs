@@ -1,0 +1,261 @@
+//! The indexer thread: turns logged batches into documents of the right
+//! day index and commits about once a second.
+//!
+//! A commit only covers records already durable in the WAL, and stores the
+//! last record's sequence number as each index's commit payload; replay
+//! after a crash skips what an index already has, so no event is indexed
+//! twice even though the day indexes do not commit atomically together.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use loghound_shared::{AgentId, Event};
+use tantivy::{DateTime, IndexWriter, TantivyDocument};
+use time::Date;
+use tokio::sync::watch;
+use tracing::{debug, error, info};
+
+use super::{day_of_ms, event_id, IndexSet};
+use crate::checkpoint::Checkpoint;
+use crate::dedup::Dedup;
+use crate::wal::{remove_segments_through, Durability};
+
+/// The accepted events of one WAL record.
+pub struct LoggedBatch {
+    /// WAL sequence number.
+    pub seq: u64,
+    /// Sender.
+    pub agent: AgentId,
+    /// When the server received the batch.
+    pub received_at_ms: i64,
+    /// Accepted events with their position in the batch as sent.
+    pub events: Vec<(usize, Event)>,
+}
+
+/// What the indexer thread is told.
+pub enum IndexerMsg {
+    /// Index these events.
+    Batch(LoggedBatch),
+    /// Commit what is pending and stop; the sender is dropped when done.
+    Shutdown(crossbeam_channel::Sender<()>),
+}
+
+/// Settings of the indexer.
+pub struct IndexerConfig {
+    /// Where `checkpoint.json` lives.
+    pub data_dir: PathBuf,
+    /// The WAL directory, whose old segments the indexer releases.
+    pub wal_dir: PathBuf,
+    /// Time between commits.
+    pub commit_interval: Duration,
+    /// Writer memory per day.
+    pub writer_heap_bytes: usize,
+    /// Writer threads per day.
+    pub writer_threads: usize,
+}
+
+/// How often the checkpoint is rewritten and WAL segments are released.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+/// A day's writer closes after this long without new events.
+const WRITER_IDLE: Duration = Duration::from_secs(120);
+
+/// Plausible event times: a clock this far off is not believed.
+const MAX_CLOCK_SKEW_MS: i64 = 24 * 3600 * 1000;
+
+struct Writer {
+    writer: IndexWriter,
+    dirty: bool,
+    last_used: Instant,
+}
+
+/// The indexer's state, owned by its thread.
+pub struct Indexer {
+    config: IndexerConfig,
+    indexes: Arc<IndexSet>,
+    durability: Durability,
+    writers: HashMap<Date, Writer>,
+    dedup: Dedup,
+    pending_seq: Option<u64>,
+    committed_tx: watch::Sender<u64>,
+    last_checkpoint: Instant,
+    checkpointed_seq: u64,
+}
+
+/// The event's time: what the agent saw, unless that is implausible, in
+/// which case the receive time.
+fn event_time_ms(event: &Event, received_at_ms: i64) -> i64 {
+    match event.read_at_ms {
+        Some(ms) if ms > 0 && ms <= received_at_ms + MAX_CLOCK_SKEW_MS => ms,
+        _ => received_at_ms,
+    }
+}
+
+impl Indexer {
+    /// An indexer starting from a loaded checkpoint.
+    pub fn new(
+        config: IndexerConfig,
+        indexes: Arc<IndexSet>,
+        durability: Durability,
+        checkpoint: &Checkpoint,
+        committed_tx: watch::Sender<u64>,
+    ) -> Self {
+        Indexer {
+            config,
+            indexes,
+            durability,
+            writers: HashMap::new(),
+            dedup: checkpoint.dedup(),
+            pending_seq: None,
+            committed_tx,
+            last_checkpoint: Instant::now(),
+            checkpointed_seq: checkpoint.indexed_through_seq,
+        }
+    }
+
+    /// Runs until shutdown or until the channel closes. Index failures are
+    /// fatal: the process exits and the WAL replays on restart.
+    pub fn run(mut self, inbox: Receiver<IndexerMsg>) {
+        let mut next_commit = Instant::now() + self.config.commit_interval;
+        loop {
+            let wait = next_commit.saturating_duration_since(Instant::now());
+            let done = match inbox.recv_timeout(wait) {
+                Ok(IndexerMsg::Batch(batch)) => {
+                    self.fail_on_error(|indexer| indexer.add(batch));
+                    None
+                }
+                Ok(IndexerMsg::Shutdown(ack)) => Some(Some(ack)),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(None),
+            };
+            if let Some(ack) = done {
+                self.fail_on_error(Indexer::commit);
+                info!(seq = self.committed_seq(), "indexer stopped");
+                drop(ack);
+                return;
+            }
+            if Instant::now() >= next_commit {
+                self.fail_on_error(Indexer::commit);
+                next_commit = Instant::now() + self.config.commit_interval;
+            }
+        }
+    }
+
+    fn fail_on_error(&mut self, step: impl FnOnce(&mut Self) -> anyhow::Result<()>) {
+        if let Err(error) = step(self) {
+            error!(
+                error = format!("{error:#}"),
+                "indexing failed; stopping so that restart replays the write-ahead log"
+            );
+            std::process::exit(70);
+        }
+    }
+
+    fn committed_seq(&self) -> u64 {
+        *self.committed_tx.borrow()
+    }
+
+    fn add(&mut self, batch: LoggedBatch) -> anyhow::Result<()> {
+        let fields = self.indexes.fields.clone();
+        let received = DateTime::from_timestamp_millis(batch.received_at_ms);
+        for (index, event) in &batch.events {
+            let time_ms = event_time_ms(event, batch.received_at_ms);
+            let day = self.indexes.open_day(day_of_ms(time_ms))?;
+            if day.committed_seq() >= batch.seq {
+                continue; // replay of a record this day already committed
+            }
+            let writer = self.writer(day.day)?;
+            let mut doc = TantivyDocument::new();
+            doc.add_u64(fields.id, event_id(batch.seq, *index));
+            doc.add_date(fields.timestamp, DateTime::from_timestamp_millis(time_ms));
+            doc.add_date(fields.received_at, received);
+            doc.add_text(fields.host, &event.host);
+            doc.add_text(fields.source, &event.source);
+            if let Some(app) = event.tags.get("app") {
+                doc.add_text(fields.app, app);
+            }
+            doc.add_text(fields.message, &event.message);
+            if !event.tags.is_empty() {
+                let tags = event
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), tantivy::schema::OwnedValue::Str(v.clone())))
+                    .collect::<std::collections::BTreeMap<_, _>>();
+                doc.add_object(fields.tags, tags);
+            }
+            doc.add_text(fields.agent, batch.agent.as_str());
+            doc.add_text(fields.file_id, event.file_id.as_str());
+            doc.add_u64(fields.offset, event.offset.0);
+            doc.add_bool(fields.truncated, event.truncated);
+            doc.add_bool(fields.invalid_utf8, event.invalid_utf8);
+            writer.writer.add_document(doc)?;
+            writer.dirty = true;
+            writer.last_used = Instant::now();
+        }
+        self.dedup
+            .record(&batch.agent, batch.events.iter().map(|(_, e)| e));
+        self.pending_seq = Some(batch.seq);
+        Ok(())
+    }
+
+    fn writer(&mut self, day: Date) -> anyhow::Result<&mut Writer> {
+        if !self.writers.contains_key(&day) {
+            let index = self.indexes.open_day(day)?;
+            let writer = index.index.writer_with_num_threads(
+                self.config.writer_threads,
+                self.config.writer_heap_bytes * self.config.writer_threads,
+            )?;
+            debug!(%day, "opened index writer");
+            self.writers.insert(
+                day,
+                Writer {
+                    writer,
+                    dirty: false,
+                    last_used: Instant::now(),
+                },
+            );
+        }
+        Ok(self
+            .writers
+            .get_mut(&day)
+            .expect("inserted above when missing"))
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        if let Some(seq) = self.pending_seq.take() {
+            // Never make searchable what a crash could still take back.
+            self.durability.wait_blocking(seq);
+            for (day, writer) in self.writers.iter_mut().filter(|(_, w)| w.dirty) {
+                let mut prepared = writer.writer.prepare_commit()?;
+                prepared.set_payload(&seq.to_string());
+                prepared.commit()?;
+                writer.dirty = false;
+                let index = self.indexes.open_day(*day)?;
+                index.reader.reload()?;
+                index.set_committed_seq(seq);
+            }
+            self.committed_tx.send_replace(seq);
+        }
+        self.writers
+            .retain(|_, w| w.dirty || w.last_used.elapsed() < WRITER_IDLE);
+        let committed = self.committed_seq();
+        if committed > self.checkpointed_seq
+            && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+        {
+            Checkpoint::new(committed, &self.dedup).store(&self.config.data_dir)?;
+            self.checkpointed_seq = committed;
+            self.last_checkpoint = Instant::now();
+            let removed = remove_segments_through(&self.config.wal_dir, committed)?;
+            if removed > 0 {
+                debug!(
+                    removed,
+                    through_seq = committed,
+                    "released write-ahead log segments"
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The searchable store: one tantivy index per UTC day under
+//! `indexes/<YYYY-MM-DD>/`, so retention drops whole directories and a
+//! search over a time range opens only the days it touches.
+//!
+//! - [`schema`]: fields and analyzers;
+//! - [`indexer`]: the thread that turns logged batches into documents and
+//!   commits them about once a second;
+//! - [`search`]: queries, newest-first collection and cursors.
+
+pub mod indexer;
+pub mod schema;
+pub mod search;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, ReloadPolicy};
+use time::{Date, OffsetDateTime};
+
+use self::schema::Fields;
+
+/// Bits of an event id that hold the event's position in its batch; the
+/// rest hold the WAL sequence number. Ids thus grow in arrival order.
+pub const EVENT_INDEX_BITS: u32 = 20;
+
+/// The id of the `index`-th event of the batch logged as record `seq`.
+pub fn event_id(seq: u64, index: usize) -> u64 {
+    (seq << EVENT_INDEX_BITS) | index as u64
+}
+
+/// One day's index and its reader.
+pub struct DayIndex {
+    /// The UTC day.
+    pub day: Date,
+    /// The tantivy index.
+    pub index: Index,
+    /// Reloaded after each commit.
+    pub reader: IndexReader,
+    /// WAL sequence number this index has committed everything up to.
+    committed_seq: AtomicU64,
+}
+
+impl DayIndex {
+    /// Highest WAL record fully committed to this day.
+    pub fn committed_seq(&self) -> u64 {
+        self.committed_seq.load(Ordering::Acquire)
+    }
+
+    fn set_committed_seq(&self, seq: u64) {
+        self.committed_seq.store(seq, Ordering::Release);
+    }
+}
+
+/// Every day index, shared by the indexer (which adds days) and searches.
+pub struct IndexSet {
+    root: PathBuf,
+    /// The schema every day uses.
+    pub schema: tantivy::schema::Schema,
+    /// Its fields.
+    pub fields: Fields,
+    days: RwLock<BTreeMap<Date, Arc<DayIndex>>>,
+}
+
+fn day_dir_name(day: Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+fn parse_day_dir_name(name: &str) -> Option<Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(name, &format).ok()
+}
+
+/// The UTC day of a time in ms since the epoch.
+pub fn day_of_ms(ms: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map(|t| t.date())
+        .unwrap_or(Date::MIN)
+}
+
+impl IndexSet {
+    /// Opens every day index under `root`.
+    pub fn open(root: &Path) -> anyhow::Result<Arc<IndexSet>> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        let (schema, fields) = schema::build();
+        let set = IndexSet {
+            root: root.to_path_buf(),
+            schema,
+            fields,
+            days: RwLock::default(),
+        };
+        for entry in std::fs::read_dir(root)? {
+            let path = entry?.path();
+            let Some(day) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_day_dir_name)
+            else {
+                continue;
+            };
+            set.open_day(day)
+                .with_context(|| format!("cannot open index {}", path.display()))?;
+        }
+        Ok(Arc::new(set))
+    }
+
+    /// The day's index, created if it does not exist yet.
+    pub fn open_day(&self, day: Date) -> anyhow::Result<Arc<DayIndex>> {
+        if let Some(existing) = self.read_days().get(&day) {
+            return Ok(Arc::clone(existing));
+        }
+        let dir = self.root.join(day_dir_name(day));
+        std::fs::create_dir_all(&dir)?;
+        let directory = MmapDirectory::open(&dir)?;
+        let index = Index::open_or_create(directory, self.schema.clone())?;
+        schema::register_analyzers(index.tokenizers());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let committed_seq = index
+            .load_metas()?
+            .payload
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let day_index = Arc::new(DayIndex {
+            day,
+            index,
+            reader,
+            committed_seq: AtomicU64::new(committed_seq),
+        });
+        let mut days = self.days.write().unwrap_or_else(|p| p.into_inner());
+        Ok(Arc::clone(days.entry(day).or_insert(day_index)))
+    }
+
+    fn read_days(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Date, Arc<DayIndex>>> {
+        self.days.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Days overlapping `[from_ms, to_ms)`, newest first.
+    pub fn days_between(&self, from_ms: Option<i64>, to_ms: Option<i64>) -> Vec<Arc<DayIndex>> {
+        let first = from_ms.map(day_of_ms).unwrap_or(Date::MIN);
+        let last = to_ms
+            .map(|t| day_of_ms(t.saturating_sub(1)))
+            .unwrap_or(Date::MAX);
+        if first > last {
+            return Vec::new();
+        }
+        self.read_days()
+            .range(first..=last)
+            .rev()
+            .map(|(_, day)| Arc::clone(day))
+            .collect()
+    }
+}

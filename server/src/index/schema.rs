@@ -1,0 +1,106 @@
+//! The tantivy schema of a day index and the analyzers it relies on.
+
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
+    Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
+};
+use tantivy::tokenizer::{
+    LowerCaser, RawTokenizer, SimpleTokenizer, TextAnalyzer, TokenizerManager,
+};
+
+/// Analyzer of `message`: words split on non-alphanumerics, lowercased.
+/// Unlike tantivy's `default` it drops no long token, so hashes and trace
+/// ids of any length are found.
+pub const TEXT_ANALYZER: &str = "loghound_text";
+/// Analyzer of keyword fields (`host`, `source`, …): the whole value,
+/// lowercased, so `host:Web3` finds `web3`.
+pub const KEYWORD_ANALYZER: &str = "loghound_keyword";
+
+/// Handles on every field of the schema.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    /// Unique event id: WAL sequence number and position in the batch.
+    pub id: Field,
+    /// The event's own time (ms precision).
+    pub timestamp: Field,
+    /// When the server received it.
+    pub received_at: Field,
+    /// Host the line was read on.
+    pub host: Field,
+    /// File path on that host.
+    pub source: Field,
+    /// The `app` tag, if any.
+    pub app: Field,
+    /// The line.
+    pub message: Field,
+    /// All tags as a JSON object.
+    pub tags: Field,
+    /// Sending agent.
+    pub agent: Field,
+    /// File identity on that agent.
+    pub file_id: Field,
+    /// Byte offset of the line in that file.
+    pub offset: Field,
+    /// The agent cut the line at its length limit.
+    pub truncated: Field,
+    /// The line was not valid UTF-8.
+    pub invalid_utf8: Field,
+}
+
+/// Builds the schema and its field handles.
+pub fn build() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let date = DateOptions::default()
+        .set_indexed()
+        .set_fast()
+        .set_stored()
+        .set_precision(DateTimePrecision::Milliseconds);
+    let keyword = TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(KEYWORD_ANALYZER)
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    let text = TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TEXT_ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let number: NumericOptions = NumericOptions::default() | INDEXED | FAST | STORED;
+    let fields = Fields {
+        id: builder.add_u64_field("id", number.clone()),
+        timestamp: builder.add_date_field("timestamp", date.clone()),
+        received_at: builder.add_date_field("received_at", date),
+        host: builder.add_text_field("host", keyword.clone()),
+        source: builder.add_text_field("source", keyword.clone()),
+        app: builder.add_text_field("app", keyword.clone()),
+        message: builder.add_text_field("message", text),
+        tags: builder.add_json_field(
+            "tags",
+            JsonObjectOptions::default()
+                .set_stored()
+                .set_indexing_options(TextFieldIndexing::default().set_tokenizer(KEYWORD_ANALYZER)),
+        ),
+        agent: builder.add_text_field("agent", keyword.clone()),
+        file_id: builder.add_text_field("file_id", keyword),
+        offset: builder.add_u64_field("offset", number),
+        truncated: builder.add_bool_field("truncated", INDEXED | STORED),
+        invalid_utf8: builder.add_bool_field("invalid_utf8", INDEXED | STORED),
+    };
+    (builder.build(), fields)
+}
+
+/// Registers Loghound's analyzers in a tokenizer manager.
+pub fn register_analyzers(manager: &TokenizerManager) {
+    manager.register(
+        TEXT_ANALYZER,
+        TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(LowerCaser)
+            .build(),
+    );
+    manager.register(
+        KEYWORD_ANALYZER,
+        TextAnalyzer::builder(RawTokenizer::default())
+            .filter(LowerCaser)
+            .build(),
+    );
+}

@@ -1,0 +1,338 @@
+//! Searching the day indexes: parse the query, collect matches newest
+//! first (event time, then arrival order), count them exactly, and page
+//! with a cursor.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::Column;
+use tantivy::query::{AllQuery, Query, QueryParser};
+use tantivy::schema::Value;
+use tantivy::tokenizer::TokenizerManager;
+use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
+
+use super::{schema, IndexSet};
+
+/// Largest page a search returns.
+pub const MAX_LIMIT: usize = 1000;
+
+/// A search request, already validated.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// The query text; empty matches everything.
+    pub query: String,
+    /// Inclusive lower bound on the event time, ms.
+    pub from_ms: Option<i64>,
+    /// Exclusive upper bound on the event time, ms.
+    pub to_ms: Option<i64>,
+    /// Hits per page.
+    pub limit: usize,
+    /// Only hits older than this position (from a previous page).
+    pub before: Option<Cursor>,
+}
+
+/// A position in newest-first order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// Event time, ms.
+    pub timestamp_ms: i64,
+    /// Event id.
+    pub id: u64,
+}
+
+impl Cursor {
+    /// The opaque text form used in the API.
+    pub fn encode(self) -> String {
+        format!("{}.{}", self.timestamp_ms, self.id)
+    }
+
+    /// Parses [`Cursor::encode`]'s output.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (ts, id) = text.split_once('.')?;
+        Some(Cursor {
+            timestamp_ms: ts.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// One matching event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    /// Event id (a string: it may exceed what JSON numbers carry exactly).
+    pub id: String,
+    /// Event time, RFC 3339.
+    pub timestamp: String,
+    /// Receive time, RFC 3339.
+    pub received_at: String,
+    /// Host.
+    pub host: String,
+    /// File path on the host.
+    pub source: String,
+    /// `app` tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The line.
+    pub message: String,
+    /// Tags set on the agent.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub tags: serde_json::Map<String, serde_json::Value>,
+    /// The agent cut the line.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// The line was not valid UTF-8.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub invalid_utf8: bool,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResponse {
+    /// Newest first.
+    pub hits: Vec<Hit>,
+    /// Every match in the time range (not only this page).
+    pub count: u64,
+    /// Pass as `cursor` for the next, older page; `null` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// Why a search failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query text is malformed.
+    #[error("invalid query: {0}")]
+    Query(String),
+    /// The index could not be read.
+    #[error("index error: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+/// Parses queries; shared by every search.
+pub struct Searcher {
+    indexes: Arc<IndexSet>,
+    parser: QueryParser,
+}
+
+impl Searcher {
+    /// A searcher over the index set.
+    pub fn new(indexes: Arc<IndexSet>) -> Self {
+        let tokenizers = TokenizerManager::default();
+        schema::register_analyzers(&tokenizers);
+        let mut parser = QueryParser::new(
+            indexes.schema.clone(),
+            vec![indexes.fields.message],
+            tokenizers,
+        );
+        parser.set_conjunction_by_default();
+        Searcher { indexes, parser }
+    }
+
+    fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
+        if text.trim().is_empty() {
+            return Ok(Box::new(AllQuery));
+        }
+        self.parser
+            .parse_query(text)
+            .map_err(|e| SearchError::Query(e.to_string()))
+    }
+
+    /// Runs a search.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
+        let query = self.parse(&request.query)?;
+        let collector = NewestFirst {
+            limit: request.limit,
+            from_ms: request.from_ms.unwrap_or(i64::MIN),
+            to_ms: request.to_ms.unwrap_or(i64::MAX),
+            before: request.before,
+        };
+        let mut count = 0u64;
+        let mut top: Vec<(Cursor, usize, DocAddress)> = Vec::new();
+        let days = self.indexes.days_between(request.from_ms, request.to_ms);
+        let searchers: Vec<_> = days.iter().map(|d| d.reader.searcher()).collect();
+        for (day_ord, searcher) in searchers.iter().enumerate() {
+            let fruit = searcher.search(query.as_ref(), &collector)?;
+            count += fruit.count;
+            top.extend(fruit.top.into_iter().map(|(c, a)| (c, day_ord, a)));
+        }
+        top.sort_by(|a, b| b.0.cmp(&a.0));
+        top.truncate(request.limit);
+        let fields = &self.indexes.fields;
+        let mut hits = Vec::with_capacity(top.len());
+        for (cursor, day_ord, address) in &top {
+            let doc: TantivyDocument = searchers[*day_ord].doc(*address)?;
+            hits.push(hit_from_doc(&doc, fields, *cursor));
+        }
+        let next = (top.len() == request.limit)
+            .then(|| top.last().map(|(c, _, _)| c.encode()))
+            .flatten();
+        Ok(SearchResponse {
+            hits,
+            count,
+            cursor: next,
+        })
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    let time = DateTime::from_timestamp_millis(ms).into_utc();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time.format(&format).unwrap_or_else(|_| ms.to_string())
+}
+
+fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, cursor: Cursor) -> Hit {
+    let text = |field| {
+        doc.get_first(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let flag = |field| {
+        doc.get_first(field)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    };
+    let received_ms = doc
+        .get_first(fields.received_at)
+        .and_then(|v| v.as_datetime())
+        .map(|d| d.into_timestamp_millis())
+        .unwrap_or(cursor.timestamp_ms);
+    let tags = doc
+        .get_first(fields.tags)
+        .map(tantivy::schema::OwnedValue::from)
+        .and_then(|v| serde_json::to_value(v).ok())
+        .and_then(|v| match v {
+            serde_json::Value::Object(map) => Some(map),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Hit {
+        id: cursor.id.to_string(),
+        timestamp: rfc3339(cursor.timestamp_ms),
+        received_at: rfc3339(received_ms),
+        host: text(fields.host),
+        source: text(fields.source),
+        app: doc
+            .get_first(fields.app)
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        message: text(fields.message),
+        tags,
+        truncated: flag(fields.truncated),
+        invalid_utf8: flag(fields.invalid_utf8),
+    }
+}
+
+/// Counts every match in the time range and keeps the `limit` newest that
+/// are older than `before`.
+struct NewestFirst {
+    limit: usize,
+    from_ms: i64,
+    to_ms: i64,
+    before: Option<Cursor>,
+}
+
+struct NewestFirstFruit {
+    count: u64,
+    top: Vec<(Cursor, DocAddress)>,
+}
+
+struct NewestFirstSegment {
+    segment_ord: SegmentOrdinal,
+    timestamps: Column<DateTime>,
+    ids: Column<u64>,
+    limit: usize,
+    from_ms: i64,
+    to_ms: i64,
+    before: Option<Cursor>,
+    count: u64,
+    heap: BinaryHeap<Reverse<(Cursor, DocId)>>,
+}
+
+impl Collector for NewestFirst {
+    type Fruit = NewestFirstFruit;
+    type Child = NewestFirstSegment;
+
+    fn for_segment(
+        &self,
+        segment_ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<NewestFirstSegment> {
+        Ok(NewestFirstSegment {
+            segment_ord,
+            timestamps: segment.fast_fields().date("timestamp")?,
+            ids: segment.fast_fields().u64("id")?,
+            limit: self.limit,
+            from_ms: self.from_ms,
+            to_ms: self.to_ms,
+            before: self.before,
+            count: 0,
+            heap: BinaryHeap::with_capacity(self.limit + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<NewestFirstFruit>) -> tantivy::Result<NewestFirstFruit> {
+        let mut count = 0;
+        let mut top = Vec::new();
+        for fruit in fruits {
+            count += fruit.count;
+            top.extend(fruit.top);
+        }
+        top.sort_by(|a, b| b.0.cmp(&a.0));
+        top.truncate(self.limit);
+        Ok(NewestFirstFruit { count, top })
+    }
+}
+
+impl SegmentCollector for NewestFirstSegment {
+    type Fruit = NewestFirstFruit;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let Some(timestamp) = self.timestamps.first(doc) else {
+            return;
+        };
+        let timestamp_ms = timestamp.into_timestamp_millis();
+        if timestamp_ms < self.from_ms || timestamp_ms >= self.to_ms {
+            return;
+        }
+        self.count += 1;
+        if self.limit == 0 {
+            return;
+        }
+        let cursor = Cursor {
+            timestamp_ms,
+            id: self.ids.first(doc).unwrap_or(0),
+        };
+        if self.before.is_some_and(|before| cursor >= before) {
+            return;
+        }
+        if self.heap.len() < self.limit {
+            self.heap.push(Reverse((cursor, doc)));
+        } else if let Some(Reverse((smallest, _))) = self.heap.peek() {
+            if cursor > *smallest {
+                self.heap.pop();
+                self.heap.push(Reverse((cursor, doc)));
+            }
+        }
+    }
+
+    fn harvest(self) -> NewestFirstFruit {
+        let segment_ord = self.segment_ord;
+        NewestFirstFruit {
+            count: self.count,
+            top: self
+                .heap
+                .into_iter()
+                .map(|Reverse((cursor, doc))| (cursor, DocAddress::new(segment_ord, doc)))
+                .collect(),
+        }
+    }
+}

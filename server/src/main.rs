@@ -1,0 +1,137 @@
+//! `loghound`: the server (`serve`) and its command-line client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use loghound_server::config::ServerConfig;
+use loghound_server::tokens::Scope;
+
+#[derive(Parser)]
+#[command(name = "loghound", version, about = "Loghound: log search and alerts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:7700).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory (default ./loghound-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// server.toml; flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Search a running server; prints matching lines, newest first.
+    Search {
+        /// The query (empty matches everything).
+        query: String,
+        /// Server URL.
+        #[arg(long, env = "LOGHOUND_SERVER", default_value = "http://127.0.0.1:7700")]
+        server: String,
+        /// A token with the `read` scope.
+        #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Start of the range: `-1h`, `now`, or RFC 3339.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the range.
+        #[arg(long)]
+        to: Option<String>,
+        /// Most lines to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it; only its hash is stored.
+    Create {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// ingest, read or admin; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<Scope>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            config,
+        } => {
+            init_logging();
+            let mut settings = match config {
+                Some(path) => ServerConfig::load(&path)?,
+                None => ServerConfig::default(),
+            };
+            if let Some(listen) = listen {
+                settings.listen = listen;
+            }
+            if let Some(data_dir) = data_dir {
+                settings.data_dir = data_dir;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(loghound_server::serve::run(settings))
+        }
+        Command::Token {
+            command: TokenCommand::Create { data_dir, scopes },
+        } => {
+            std::fs::create_dir_all(&data_dir)?;
+            let token = loghound_server::tokens::create(&data_dir, &scopes)?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Search {
+            query,
+            server,
+            token,
+            from,
+            to,
+            limit,
+        } => loghound_server::cli::search::run(&loghound_server::cli::search::SearchArgs {
+            server,
+            token,
+            query,
+            from,
+            to,
+            limit,
+        }),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loghound: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `loghound serve`: recover from the data directory, then serve.
+//!
+//! Start-up order matters: the indexer thread starts first, the WAL is
+//! replayed into it (streaming, so a large log never sits in memory), and
+//! only then is the socket bound — a server that answers is a server that
+//! has recovered everything it acknowledged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use loghound_shared::Limits;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::ServerConfig;
+use crate::http::{app, AppState};
+use crate::index::indexer::{Indexer, IndexerConfig, IndexerMsg};
+use crate::index::search::Searcher;
+use crate::index::IndexSet;
+use crate::ingest::LocalIngest;
+use crate::tokens::TokenStore;
+use crate::wal::{Durability, Wal};
+
+/// Records waiting for the indexer; a full queue slows ingest down.
+const INDEXER_QUEUE_RECORDS: usize = 64;
+
+/// A server that has recovered its data directory and is ready to serve.
+pub struct Recovered {
+    /// The handlers' state.
+    pub state: AppState,
+    indexer_tx: crossbeam_channel::Sender<IndexerMsg>,
+    indexer_thread: std::thread::JoinHandle<()>,
+}
+
+impl Recovered {
+    /// Commits what is pending and stops the indexer. Blocking.
+    pub fn shutdown(self) {
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+        let _ = self.indexer_tx.send(IndexerMsg::Shutdown(done_tx));
+        let _ = done_rx.recv();
+        drop(self.state);
+        drop(self.indexer_tx);
+        let _ = self.indexer_thread.join();
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let recovered = tokio::task::spawn_blocking(move || recover(&config)).await??;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    info!(%address, "loghound server ready");
+    // Scripts and tests read this line to learn the address.
+    println!("listening on http://{address}");
+
+    axum::serve(listener, app(recovered.state.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    info!("finishing indexing");
+    tokio::task::spawn_blocking(move || recovered.shutdown()).await?;
+    Ok(())
+}
+
+/// Opens the data directory, replays the WAL into the indexer and returns
+/// the state to serve from. Blocking.
+pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    drop(crate::meta::open(&data_dir).context("cannot open meta.sqlite")?);
+    let limits = Limits::from(config.limits);
+
+    let indexes = IndexSet::open(&data_dir.join("indexes"))?;
+    let checkpoint = Checkpoint::load(&data_dir)?;
+    let (indexer_tx, indexer_rx) = crossbeam_channel::bounded(INDEXER_QUEUE_RECORDS);
+    let (committed_tx, _committed_rx) = watch::channel(checkpoint.indexed_through_seq);
+
+    // The indexer runs during replay, so a large log streams through it
+    // instead of sitting in memory.
+    let durability = Durability::new(checkpoint.indexed_through_seq);
+    let wal_dir = data_dir.join("wal");
+    let indexer = Indexer::new(
+        IndexerConfig {
+            data_dir: data_dir.clone(),
+            wal_dir: wal_dir.clone(),
+            commit_interval: Duration::from_millis(config.commit_interval_ms),
+            writer_heap_bytes: config.index_writer_heap_bytes,
+            writer_threads: config.index_writer_threads,
+        },
+        Arc::clone(&indexes),
+        durability.clone(),
+        &checkpoint,
+        committed_tx,
+    );
+    let indexer_thread = std::thread::Builder::new()
+        .name("indexer".into())
+        .spawn(move || indexer.run(indexer_rx))?;
+
+    let started = std::time::Instant::now();
+    let mut dedup = checkpoint.dedup();
+    let (wal, report) = Wal::open(
+        &wal_dir,
+        config.wal_segment_bytes,
+        checkpoint.indexed_through_seq + 1,
+        durability,
+        |record| {
+            if let Some(batch) = LocalIngest::replay_decide(&mut dedup, &limits, record) {
+                // Fails only if the indexer died, which ends the process.
+                let _ = indexer_tx.send(IndexerMsg::Batch(batch));
+            }
+        },
+    )?;
+    info!(
+        records = report.records_replayed,
+        bytes_truncated = report.bytes_truncated,
+        streams = dedup.num_streams(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "write-ahead log replayed"
+    );
+
+    let ingest = Arc::new(LocalIngest::new(limits, wal, dedup, indexer_tx.clone()));
+    let state = AppState {
+        ingest,
+        searcher: Arc::new(Searcher::new(Arc::clone(&indexes))),
+        tokens: TokenStore::new(&data_dir),
+        max_body_bytes: limits.max_compressed_bytes,
+    };
+    Ok(Recovered {
+        state,
+        indexer_tx,
+        indexer_thread,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    info!("shutting down");
+}

@@ -1,0 +1,33 @@
+//! HTTP paths, headers and JSON bodies shared by the agent and the server.
+
+use serde::{Deserialize, Serialize};
+
+/// Where agents POST batches.
+pub const INGEST_PATH: &str = "/api/v1/ingest";
+/// Header carrying [`crate::PROTOCOL_VERSION`].
+pub const HEADER_PROTOCOL: &str = "x-loghound-protocol";
+/// Header carrying the sending agent's [`crate::AgentId`].
+pub const HEADER_AGENT: &str = "x-loghound-agent";
+/// Content type of a batch body (before compression).
+pub const BATCH_CONTENT_TYPE: &str = "application/x-ndjson";
+/// Content encoding of a batch body.
+pub const BATCH_CONTENT_ENCODING: &str = "zstd";
+
+/// The answer to an accepted batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestResponse {
+    /// Events that were new and are now durable.
+    pub accepted: u64,
+    /// Events the server already had (a retry); dropped.
+    pub duplicates: u64,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, precisely enough to fix it.
+    pub error: String,
+    /// The limit that was exceeded, when a limit was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+}
