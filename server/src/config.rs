@@ -182,6 +182,14 @@ mod tests {
     }
 
     #[test]
+    fn example_file_is_valid_and_matches_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("server.example.toml");
+        let example = ServerConfig::load(&path).unwrap();
+        let defaults = ServerConfig::default();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = toml::from_str::<ServerConfig>("comit_interval_ms = 5").unwrap_err();
         assert!(err.to_string().contains("comit_interval_ms"), "{err}");

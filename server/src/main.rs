@@ -44,10 +44,10 @@ enum Command {
         #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
         token: String,
         /// Start of the range: `-1h`, `now`, or RFC 3339.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         from: Option<String>,
         /// End of the range.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         to: Option<String>,
         /// Most lines to print.
         #[arg(long, default_value_t = 100)]

@@ -121,11 +121,14 @@ pub fn create(data_dir: &Path, scopes: &[Scope]) -> anyhow::Result<String> {
 /// tokens created or revoked while the server runs take effect soon.
 const CACHE_TTL: Duration = Duration::from_secs(10);
 
+/// Token hash → its scopes (`None`: unknown) and when that was read.
+type TokenCache = HashMap<String, (Option<Scopes>, Instant)>;
+
 /// Checks bearer tokens against `meta.sqlite`, with a short-lived cache.
 #[derive(Clone)]
 pub struct TokenStore {
     data_dir: PathBuf,
-    cache: Arc<Mutex<HashMap<String, (Option<Scopes>, Instant)>>>,
+    cache: Arc<Mutex<TokenCache>>,
 }
 
 impl TokenStore {

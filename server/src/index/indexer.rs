@@ -61,6 +61,9 @@ pub struct IndexerConfig {
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// A day's writer closes after this long without new events.
 const WRITER_IDLE: Duration = Duration::from_secs(120);
+/// Most day writers open at once; each holds its own memory budget, and
+/// late or back-filled lines can touch many days.
+const MAX_OPEN_WRITERS: usize = 3;
 
 /// Plausible event times: a clock this far off is not believed.
 const MAX_CLOCK_SKEW_MS: i64 = 24 * 3600 * 1000;
@@ -202,6 +205,9 @@ impl Indexer {
 
     fn writer(&mut self, day: Date) -> anyhow::Result<&mut Writer> {
         if !self.writers.contains_key(&day) {
+            if self.writers.len() >= MAX_OPEN_WRITERS {
+                self.close_least_recent_writer()?;
+            }
             let index = self.indexes.open_day(day)?;
             let writer = index.index.writer_with_num_threads(
                 self.config.writer_threads,
@@ -223,18 +229,48 @@ impl Indexer {
             .expect("inserted above when missing"))
     }
 
+    /// Commits one day's writer up to `seq`: every record up to it has been
+    /// added (records arrive in order), so the payload is truthful.
+    fn commit_day(&mut self, day: Date, seq: u64) -> anyhow::Result<()> {
+        let Some(writer) = self.writers.get_mut(&day).filter(|w| w.dirty) else {
+            return Ok(());
+        };
+        // Never make searchable what a crash could still take back.
+        self.durability.wait_blocking(seq);
+        let mut prepared = writer.writer.prepare_commit()?;
+        prepared.set_payload(&seq.to_string());
+        prepared.commit()?;
+        writer.dirty = false;
+        let index = self.indexes.open_day(day)?;
+        index.reader.reload()?;
+        index.set_committed_seq(seq);
+        Ok(())
+    }
+
+    fn close_least_recent_writer(&mut self) -> anyhow::Result<()> {
+        let Some(day) = self
+            .writers
+            .iter()
+            .min_by_key(|(_, w)| w.last_used)
+            .map(|(day, _)| *day)
+        else {
+            return Ok(());
+        };
+        if let Some(seq) = self.pending_seq {
+            self.commit_day(day, seq)?;
+        }
+        if let Some(writer) = self.writers.remove(&day) {
+            writer.writer.wait_merging_threads()?;
+        }
+        debug!(%day, "closed index writer");
+        Ok(())
+    }
+
     fn commit(&mut self) -> anyhow::Result<()> {
         if let Some(seq) = self.pending_seq.take() {
-            // Never make searchable what a crash could still take back.
-            self.durability.wait_blocking(seq);
-            for (day, writer) in self.writers.iter_mut().filter(|(_, w)| w.dirty) {
-                let mut prepared = writer.writer.prepare_commit()?;
-                prepared.set_payload(&seq.to_string());
-                prepared.commit()?;
-                writer.dirty = false;
-                let index = self.indexes.open_day(*day)?;
-                index.reader.reload()?;
-                index.set_committed_seq(seq);
+            let days: Vec<Date> = self.writers.keys().copied().collect();
+            for day in days {
+                self.commit_day(day, seq)?;
             }
             self.committed_tx.send_replace(seq);
         }

@@ -157,7 +157,7 @@ impl Searcher {
             count += fruit.count;
             top.extend(fruit.top.into_iter().map(|(c, a)| (c, day_ord, a)));
         }
-        top.sort_by(|a, b| b.0.cmp(&a.0));
+        top.sort_by_key(|entry| Reverse(entry.0));
         top.truncate(request.limit);
         let fields = &self.indexes.fields;
         let mut hits = Vec::with_capacity(top.len());
@@ -286,7 +286,7 @@ impl Collector for NewestFirst {
             count += fruit.count;
             top.extend(fruit.top);
         }
-        top.sort_by(|a, b| b.0.cmp(&a.0));
+        top.sort_by_key(|entry| Reverse(entry.0));
         top.truncate(self.limit);
         Ok(NewestFirstFruit { count, top })
     }

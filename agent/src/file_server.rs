@@ -1,0 +1,437 @@
+//! The scheduler: one thread that turns file-system events and periodic
+//! rescans into reads, reads into batches, and acks into checkpoints.
+//!
+//! It waits on one `select!` over signals, settled batches and watcher
+//! events, with a timeout at the next deadline (rescan, batch age,
+//! checkpoint write), so an idle agent sleeps. Reading pauses while
+//! `2 × max_in_flight` batches are unsettled: the files are the buffer.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use crossbeam_channel::{select, Receiver, Sender};
+use loghound_shared::Event;
+
+use crate::batcher::Batcher;
+use crate::checkpointer::Checkpointer;
+use crate::config::Settings;
+use crate::discovery::{PathsProvider, Tags};
+use crate::file_watcher::{FileWatcher, ReadStatus};
+use crate::fingerprint::DevInode;
+use crate::lines::RawLine;
+use crate::shipper::{Outcome, Settled};
+use crate::watch::FsWatch;
+
+/// Bytes read from one file before the others get their turn.
+const READ_BUDGET_BYTES: usize = 256 << 10;
+/// Checkpoints are written at most this often while acks arrive.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+/// Rescans a file must be missing from the globs before it is released.
+const RELEASE_AFTER_MISSING_RESCANS: u32 = 2;
+
+/// Channels the scheduler listens to and sends on.
+pub(crate) struct Channels {
+    pub(crate) batches: Sender<crate::batcher::Batch>,
+    pub(crate) settled: Receiver<Settled>,
+    pub(crate) signals: Receiver<i32>,
+}
+
+/// See the module docs.
+pub(crate) struct FileServer {
+    settings: Settings,
+    host: String,
+    provider: PathsProvider,
+    checkpointer: Checkpointer,
+    watchers: HashMap<DevInode, FileWatcher>,
+    by_path: HashMap<PathBuf, DevInode>,
+    ready: HashSet<DevInode>,
+    batcher: Batcher,
+    num_unsettled: usize,
+    channels: Channels,
+    fs_watch: FsWatch,
+    next_rescan: Instant,
+    open_failures: HashSet<PathBuf>,
+    lines: Vec<RawLine>,
+}
+
+impl FileServer {
+    pub(crate) fn new(
+        settings: Settings,
+        host: String,
+        checkpointer: Checkpointer,
+        channels: Channels,
+    ) -> anyhow::Result<Self> {
+        let provider =
+            PathsProvider::new(&settings.inputs, &settings.exclude).map_err(anyhow::Error::msg)?;
+        let batcher = Batcher::new(
+            settings.batch_max_bytes,
+            Duration::from_millis(settings.batch_max_age_ms),
+            settings.zstd_level,
+        );
+        Ok(Self {
+            settings,
+            host,
+            provider,
+            checkpointer,
+            watchers: HashMap::new(),
+            by_path: HashMap::new(),
+            ready: HashSet::new(),
+            batcher,
+            num_unsettled: 0,
+            channels,
+            fs_watch: FsWatch::new(),
+            next_rescan: Instant::now(),
+            open_failures: HashSet::new(),
+            lines: Vec::new(),
+        })
+    }
+
+    fn backpressured(&self) -> bool {
+        self.num_unsettled >= 2 * self.settings.max_in_flight
+    }
+
+    /// Runs until SIGTERM/SIGINT, then drains and writes checkpoints.
+    pub(crate) fn run(mut self) -> anyhow::Result<()> {
+        loop {
+            let now = Instant::now();
+            if now >= self.next_rescan {
+                self.rescan();
+            }
+            self.read_ready()?;
+            if let Some(batch) = self.batcher.poll(Instant::now())? {
+                self.submit(batch)?;
+            }
+            if self
+                .checkpointer
+                .write_due(CHECKPOINT_INTERVAL)
+                .is_some_and(|due| due <= Instant::now())
+            {
+                self.persist();
+            }
+            let timeout = self.next_wakeup().saturating_duration_since(Instant::now());
+            let events = self.fs_watch.events().clone();
+            select! {
+                recv(self.channels.signals) -> signal => {
+                    tracing::info!(signal = signal.unwrap_or_default(), "shutting down");
+                    break;
+                }
+                recv(self.channels.settled) -> settled => match settled {
+                    Ok(settled) => self.on_settled(settled),
+                    Err(_) => anyhow::bail!("every sender thread has stopped"),
+                },
+                recv(events) -> event => {
+                    if let Ok(event) = event {
+                        self.on_fs_event(event);
+                    }
+                }
+                default(timeout) => {}
+            }
+            while let Ok(settled) = self.channels.settled.try_recv() {
+                self.on_settled(settled);
+            }
+            while let Ok(event) = events.try_recv() {
+                self.on_fs_event(event);
+            }
+        }
+        self.shutdown()
+    }
+
+    fn next_wakeup(&self) -> Instant {
+        let now = Instant::now();
+        if !self.ready.is_empty() && !self.backpressured() {
+            return now;
+        }
+        [
+            Some(self.next_rescan),
+            self.batcher.deadline(),
+            self.checkpointer.write_due(CHECKPOINT_INTERVAL),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.next_rescan)
+    }
+
+    /// Re-globs, re-stats every known file and releases vanished ones.
+    fn rescan(&mut self) {
+        self.fs_watch.watch_roots(&self.provider.roots());
+        let mut seen = HashSet::new();
+        let mut by_path = HashMap::new();
+        for found in self.provider.discover() {
+            if let Some(location) = self.follow(&found.path, found.tags) {
+                seen.insert(location);
+                by_path.insert(found.path, location);
+            }
+        }
+        self.by_path = by_path;
+        let mut released = Vec::new();
+        for (location, watcher) in &mut self.watchers {
+            if seen.contains(location) {
+                watcher.missing_rescans = 0;
+            } else {
+                watcher.missing_rescans += 1;
+            }
+            match watcher.check_rewritten() {
+                Ok(Some(ReadStatus::Truncated { old: Some(old) })) => {
+                    self.checkpointer.retire(&old)
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, path = %watcher.path().display(), "cannot check file")
+                }
+            }
+            let gone = watcher.missing_rescans >= RELEASE_AFTER_MISSING_RESCANS;
+            if gone && !self.ready.contains(location) && watcher.at_end().unwrap_or(true) {
+                released.push(*location);
+            }
+        }
+        for location in released {
+            self.release(location);
+        }
+        self.ready.extend(self.watchers.keys().copied());
+        self.next_rescan = Instant::now() + Duration::from_millis(self.settings.rescan_interval_ms);
+    }
+
+    fn release(&mut self, location: DevInode) {
+        let Some(watcher) = self.watchers.remove(&location) else {
+            return;
+        };
+        let deleted = watcher.is_deleted().unwrap_or(true);
+        if let Some(identity) = watcher.identity() {
+            if deleted {
+                self.checkpointer.retire(&identity.file_id);
+            }
+        }
+        tracing::info!(path = %watcher.path().display(), deleted, "released file");
+    }
+
+    /// Makes sure the file at `path` is followed; returns its location.
+    fn follow(&mut self, path: &Path, tags: Tags) -> Option<DevInode> {
+        let location = match std::fs::metadata(path) {
+            Ok(metadata) => DevInode::of(&metadata),
+            Err(_) => return None,
+        };
+        if let Some(watcher) = self.watchers.get_mut(&location) {
+            if watcher.path() != path {
+                tracing::info!(from = %watcher.path().display(), to = %path.display(), "file renamed");
+                watcher.set_path(path, tags);
+                if let Some(identity) = watcher.identity() {
+                    self.checkpointer.set_path(&identity.file_id, path);
+                }
+            }
+            return Some(location);
+        }
+        match FileWatcher::open(path, tags, self.settings.max_line_bytes, &self.checkpointer) {
+            Ok(Some(watcher)) => {
+                self.open_failures.remove(path);
+                if let Some(identity) = watcher.identity() {
+                    self.checkpointer.track(identity, path, watcher.position());
+                    tracing::info!(path = %path.display(), file_id = %identity.file_id, offset = %watcher.position(), "following file");
+                }
+                let location = watcher.location();
+                self.watchers.insert(location, watcher);
+                self.ready.insert(location);
+                Some(location)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                if self.open_failures.insert(path.to_path_buf()) {
+                    tracing::warn!(%error, path = %path.display(), "cannot open file");
+                }
+                None
+            }
+        }
+    }
+
+    fn on_fs_event(&mut self, event: notify::Result<notify::Event>) {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::debug!(%error, "file watcher error; rescanning");
+                self.next_rescan = Instant::now();
+                return;
+            }
+        };
+        if event.need_rescan() {
+            self.next_rescan = Instant::now();
+        }
+        for path in &event.paths {
+            let known = self.by_path.get(path).copied();
+            let current = std::fs::metadata(path).ok().map(|m| DevInode::of(&m));
+            match (known, current) {
+                (Some(known), Some(current)) if known == current => {
+                    self.ready.insert(known);
+                }
+                (known, _) => {
+                    // Gone, replaced or new: read what is left of the old
+                    // file and pick up the new one.
+                    if let Some(known) = known {
+                        self.ready.insert(known);
+                    }
+                    if let Some(tags) = self.provider.matches(path) {
+                        if let Some(location) = self.follow(path, tags) {
+                            self.by_path.insert(path.clone(), location);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_ready(&mut self) -> anyhow::Result<()> {
+        let keys: Vec<DevInode> = self.ready.iter().copied().collect();
+        for location in keys {
+            if self.backpressured() {
+                return Ok(());
+            }
+            let Some(watcher) = self.watchers.get_mut(&location) else {
+                self.ready.remove(&location);
+                continue;
+            };
+            self.lines.clear();
+            match watcher.read(READ_BUDGET_BYTES, &mut self.lines) {
+                Ok(ReadStatus::Lines { more }) => {
+                    if !more {
+                        self.ready.remove(&location);
+                    }
+                    self.emit(location)?;
+                }
+                Ok(ReadStatus::Truncated { .. }) => {
+                    // The old generation's checkpoint stays until the new one
+                    // is tracked: it keeps the generation from being reused.
+                    watcher.raise_generation(self.checkpointer.next_generation(location));
+                }
+                Ok(ReadStatus::Identified) => {
+                    if let Some(identity) = watcher.identity() {
+                        self.checkpointer
+                            .track(identity, watcher.path(), watcher.position());
+                    }
+                }
+                Ok(ReadStatus::Waiting) => {
+                    self.ready.remove(&location);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, path = %watcher.path().display(), "cannot read file");
+                    self.ready.remove(&location);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns the lines just read from the file at `location` into events.
+    fn emit(&mut self, location: DevInode) -> anyhow::Result<()> {
+        let Some(watcher) = self.watchers.get(&location) else {
+            return Ok(());
+        };
+        let Some(identity) = watcher.identity() else {
+            return Ok(());
+        };
+        let (file_id, source, tags) = (
+            identity.file_id.clone(),
+            watcher.path().display().to_string(),
+            watcher.tags().clone(),
+        );
+        let read_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .ok();
+        let now = Instant::now();
+        for raw in std::mem::take(&mut self.lines) {
+            let (offset, end_offset, truncated) = (raw.offset, raw.end_offset, raw.truncated);
+            let text = raw.into_text();
+            let event = Event {
+                file_id: file_id.clone(),
+                offset,
+                end_offset,
+                host: self.host.clone(),
+                source: source.clone(),
+                message: text.message,
+                read_at_ms,
+                tags: (*tags).clone(),
+                truncated,
+                invalid_utf8: text.invalid_utf8,
+            };
+            if let Some(batch) = self
+                .batcher
+                .push(event, now)
+                .context("cannot encode a batch")?
+            {
+                self.submit(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, batch: crate::batcher::Batch) -> anyhow::Result<()> {
+        for (file_id, end_offset) in &batch.file_ends {
+            self.checkpointer
+                .on_batch_built(batch.seq, file_id, *end_offset);
+        }
+        tracing::debug!(
+            seq = batch.seq.0,
+            num_events = batch.num_events,
+            compressed_bytes = batch.body.len(),
+            "batch built"
+        );
+        self.num_unsettled += 1;
+        self.channels
+            .batches
+            .send(batch)
+            .map_err(|_| anyhow::anyhow!("every sender thread has stopped"))
+    }
+
+    fn on_settled(&mut self, settled: Settled) {
+        self.num_unsettled = self.num_unsettled.saturating_sub(1);
+        if let Outcome::Acked(answer) = &settled.outcome {
+            tracing::debug!(
+                seq = settled.seq.0,
+                accepted = answer.accepted,
+                duplicates = answer.duplicates,
+                "batch acked"
+            );
+        }
+        self.checkpointer
+            .on_batch_acked(settled.seq, &settled.file_ids);
+    }
+
+    fn persist(&mut self) {
+        if let Err(error) = self.checkpointer.persist() {
+            tracing::error!(%error, "checkpoint write failed");
+        }
+    }
+
+    /// Sends what is buffered, waits for in-flight batches up to the
+    /// shutdown timeout, writes the checkpoints.
+    fn shutdown(mut self) -> anyhow::Result<()> {
+        if !self.batcher.is_empty() {
+            let batch = self.batcher.flush()?;
+            self.submit(batch)?;
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.settings.shutdown_timeout_ms);
+        while self.num_unsettled > 0 {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            select! {
+                recv(self.channels.settled) -> settled => match settled {
+                    Ok(settled) => self.on_settled(settled),
+                    Err(_) => break,
+                },
+                recv(self.channels.signals) -> _ => break,
+                default(timeout) => break,
+            }
+        }
+        if self.num_unsettled > 0 {
+            tracing::warn!(
+                num_unsettled = self.num_unsettled,
+                "shutdown timeout; unacked lines will be sent again after restart"
+            );
+        }
+        self.checkpointer
+            .persist()
+            .context("cannot write checkpoints")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,152 @@
+//! `loghound-agent`: follows log files and ships their lines to a Loghound
+//! server, resuming exactly where the server's acks left off.
+//!
+//! The pipeline, one module each:
+//! - [`config`]: `agent.toml` and flags → validated settings;
+//! - [`discovery`]: globs → paths; [`watch`]: change notification;
+//! - [`fingerprint`]: file identity; [`lines`]: bytes → lines;
+//! - [`file_watcher`]: one followed file (position, truncation);
+//! - [`batcher`]: lines → compressed batches; [`shipper`]: HTTP and retries;
+//! - [`checkpointer`] and [`checkpoint_file`]: acked offsets, on disk;
+//! - [`file_server`]: the scheduler loop; [`agent`]: wiring;
+//! - [`status`]: the `status` subcommand.
+
+mod agent;
+mod agent_id;
+mod batcher;
+mod checkpoint_file;
+mod checkpointer;
+mod config;
+mod discovery;
+mod file_server;
+mod file_watcher;
+mod fingerprint;
+mod lines;
+mod shipper;
+mod status;
+mod watch;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{ConfigFile, Overrides};
+
+/// Config file read when `--config` is not given, if it exists.
+const DEFAULT_CONFIG: &str = "/etc/loghound/agent.toml";
+
+/// Follows log files and ships them to a Loghound server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loghound-agent",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints every checkpointed file: path, file id, acked offset, size, lag.
+    Status {
+        /// State directory of the agent.
+        #[arg(long, default_value = config::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Config file (TOML); flags override it. Default: /etc/loghound/agent.toml if present.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Server base URL; repeat for failover, tried in order.
+    #[arg(long = "server", value_name = "URL")]
+    servers: Vec<String>,
+    /// Ingest token.
+    #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Directory for the agent id and checkpoints.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Glob of files to follow (`**` allowed); repeatable.
+    #[arg(long = "path", value_name = "GLOB")]
+    paths: Vec<String>,
+    /// Glob of files never to follow; repeatable. `*.gz` is always excluded.
+    #[arg(long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Host name sent with every line (default: the machine's).
+    #[arg(long)]
+    host: Option<String>,
+    /// Flush a batch at this many bytes of uncompressed NDJSON.
+    #[arg(long, value_name = "N")]
+    batch_max_bytes: Option<usize>,
+    /// Flush a batch when its oldest line is this old.
+    #[arg(long, value_name = "N")]
+    batch_max_age_ms: Option<u64>,
+    /// Batches sent at the same time.
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<usize>,
+    /// Period of the safety-net rescan.
+    #[arg(long, value_name = "N")]
+    rescan_interval_ms: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Status { state_dir }) => {
+            status::print(&state_dir, &mut std::io::stdout().lock())
+        }
+        None => run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loghound-agent: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config_path = args.config.clone().or_else(|| {
+        let default = Path::new(DEFAULT_CONFIG);
+        default.exists().then(|| default.to_path_buf())
+    });
+    let file = match &config_path {
+        Some(path) => Some((path.as_path(), ConfigFile::load(path)?)),
+        None => None,
+    };
+    let overrides = Overrides {
+        servers: args.servers,
+        token: args.token,
+        state_dir: args.state_dir,
+        host: args.host,
+        paths: args.paths,
+        exclude: args.exclude,
+        batch_max_bytes: args.batch_max_bytes,
+        batch_max_age_ms: args.batch_max_age_ms,
+        max_in_flight: args.max_in_flight,
+        rescan_interval_ms: args.rescan_interval_ms,
+    };
+    let settings = config::resolve(file, overrides)?;
+    if let Some(path) = &config_path {
+        tracing::info!(path = %path.display(), "loaded config");
+    }
+    agent::run(settings)
+}

@@ -1,0 +1,208 @@
+//! The server's HTTP API as the tests use it: ingest with chosen headers and
+//! bodies, and search with the exact `count` and cursor pagination.
+
+use std::time::Duration;
+
+use loghound_shared::api::{ErrorBody, IngestResponse, HEADER_AGENT, HEADER_PROTOCOL, INGEST_PATH};
+use loghound_shared::{encode_batch, Event, PROTOCOL_VERSION};
+use serde::Deserialize;
+
+/// Searches cover all of time: corpus lines carry their own timestamps
+/// (2005–2017) and the server indexes them at those times.
+pub const ALL_TIME_FROM: &str = "1970-01-01T00:00:00Z";
+/// See [`ALL_TIME_FROM`].
+pub const ALL_TIME_TO: &str = "2100-01-01T00:00:00Z";
+/// The largest page the search API serves.
+pub const MAX_PAGE: usize = 1000;
+
+/// One search hit as JSON (`id`, `timestamp`, `message`, …).
+pub type Hit = serde_json::Value;
+
+/// One page of `GET /api/v1/search`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchPage {
+    /// The hits, newest first.
+    pub hits: Vec<Hit>,
+    /// The exact number of matches in the whole range.
+    pub count: u64,
+    /// Where the next (older) page starts, if there is one.
+    pub cursor: Option<String>,
+}
+
+/// A status and a body, whatever the status.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Answer {
+    /// The body as JSON; panics with the body when it is not JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.body).unwrap_or_else(|error| {
+            panic!(
+                "status {} body is not the expected JSON ({error}): {:?}",
+                self.status, self.body
+            )
+        })
+    }
+
+    /// The body as an error body `{"error": …, "limit"?: …}`.
+    pub fn error_body(&self) -> ErrorBody {
+        self.json()
+    }
+}
+
+/// An HTTP client that returns 4xx/5xx as answers instead of errors.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .new_agent()
+}
+
+fn answer(response: ureq::http::Response<ureq::Body>) -> Result<Answer, ureq::Error> {
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .into_with_config()
+        .limit(256 << 20)
+        .read_to_string()?;
+    Ok(Answer { status, body })
+}
+
+/// The headers of a well-formed ingest request.
+pub fn ingest_headers(token: &str, agent_id: &str) -> Vec<(String, String)> {
+    vec![
+        ("Authorization".into(), format!("Bearer {token}")),
+        (HEADER_PROTOCOL.into(), PROTOCOL_VERSION.to_string()),
+        (HEADER_AGENT.into(), agent_id.into()),
+        ("Content-Encoding".into(), "zstd".into()),
+        ("Content-Type".into(), "application/x-ndjson".into()),
+    ]
+}
+
+/// POSTs `body` to the ingest endpoint with exactly `headers`.
+pub fn post_ingest(
+    base_url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Answer, ureq::Error> {
+    let mut request = client().post(format!("{base_url}{INGEST_PATH}"));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    answer(request.send(body)?)
+}
+
+/// Ingests `events` as one batch and expects a 200.
+pub fn ingest(base_url: &str, token: &str, agent_id: &str, events: &[Event]) -> IngestResponse {
+    let body = encode_batch(events, 3).expect("encode batch");
+    let answer = post_ingest(base_url, &ingest_headers(token, agent_id), &body)
+        .unwrap_or_else(|error| panic!("ingest request failed: {error}"));
+    assert_eq!(
+        answer.status,
+        200,
+        "ingest of {} events answered {}: {}",
+        events.len(),
+        answer.status,
+        answer.body
+    );
+    answer.json()
+}
+
+/// `GET /api/v1/search` with the given query parameters and an optional
+/// bearer token.
+pub fn get_search(
+    base_url: &str,
+    token: Option<&str>,
+    params: &[(&str, &str)],
+) -> Result<Answer, ureq::Error> {
+    let mut request = client().get(format!("{base_url}/api/v1/search"));
+    for (name, value) in params {
+        request = request.query(name, value);
+    }
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    answer(request.call()?)
+}
+
+/// One page over all of time; an error names the status and body.
+pub fn search_page(
+    base_url: &str,
+    token: &str,
+    q: &str,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<SearchPage, String> {
+    let limit = limit.to_string();
+    let mut params = vec![
+        ("q", q),
+        ("from", ALL_TIME_FROM),
+        ("to", ALL_TIME_TO),
+        ("limit", limit.as_str()),
+    ];
+    if let Some(cursor) = cursor {
+        params.push(("cursor", cursor));
+    }
+    let answer = get_search(base_url, Some(token), &params).map_err(|e| e.to_string())?;
+    if answer.status != 200 {
+        return Err(format!(
+            "search {q:?} answered {}: {}",
+            answer.status, answer.body
+        ));
+    }
+    serde_json::from_str(&answer.body)
+        .map_err(|error| format!("search {q:?}: bad JSON ({error}): {}", answer.body))
+}
+
+/// Searches all of time for `q`: the exact count and the first 100 hits.
+pub fn search(base_url: &str, token: &str, q: &str) -> (u64, Vec<Hit>) {
+    let page = search_page(base_url, token, q, 100, None).unwrap_or_else(|error| panic!("{error}"));
+    (page.count, page.hits)
+}
+
+/// Every hit for `q`, following the cursor page by page.
+pub fn search_all(base_url: &str, token: &str, q: &str) -> Vec<Hit> {
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut expected_count = None;
+    loop {
+        let page = search_page(base_url, token, q, MAX_PAGE, cursor.as_deref())
+            .unwrap_or_else(|error| panic!("{error}"));
+        let count = *expected_count.get_or_insert(page.count);
+        assert_eq!(
+            page.count, count,
+            "count changed while paging through {q:?}"
+        );
+        let page_len = page.hits.len();
+        hits.extend(page.hits);
+        assert!(
+            hits.len() as u64 <= count,
+            "paging through {q:?} returned {} hits, more than its count {count}: \
+             the cursor repeats hits",
+            hits.len()
+        );
+        match page.cursor {
+            Some(next) if page_len > 0 && (hits.len() as u64) < count => cursor = Some(next),
+            _ => break,
+        }
+    }
+    hits
+}
+
+/// The `message` of a hit; panics when it has none.
+pub fn hit_message(hit: &Hit) -> &str {
+    hit.get("message")
+        .and_then(|m| m.as_str())
+        .unwrap_or_else(|| panic!("hit without a string `message`: {hit}"))
+}
+
+/// A string field of a hit, if present.
+pub fn hit_str<'a>(hit: &'a Hit, field: &str) -> Option<&'a str> {
+    hit.get(field).and_then(|v| v.as_str())
+}

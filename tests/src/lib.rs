@@ -1,0 +1,36 @@
+//! End-to-end harness: starts the real `loghound` and `loghound-agent`
+//! binaries as processes, writes real files, kills processes and asks the
+//! server over HTTP what it holds.
+//!
+//! In the spirit of ripgrep's `tests/util.rs`: each test takes a fresh
+//! temporary directory, starts its own server on port 0 and its own agent,
+//! and every wait has a deadline with a message that says what was expected
+//! and what was last seen. Child processes write their stderr to a log file
+//! next to their data; when a test panics, the logs of the processes it
+//! started are printed, so a failure report carries its own evidence.
+//!
+//! - [`paths`]: where the binaries and the shared corpus are;
+//! - [`process`]: [`Server`], [`Agent`] and [`token`];
+//! - [`http`]: the ingest and search API as a test client sees it;
+//! - [`wait`]: bounded polling until the server holds what a test expects;
+//! - [`data`]: events, numbered lines, corpus files and a word counter that
+//!   is independent of the server's tokenizer code.
+#![warn(missing_docs)]
+
+pub mod data;
+pub mod http;
+pub mod paths;
+pub mod process;
+pub mod wait;
+
+pub use http::{search, search_all, Hit, SearchPage};
+pub use process::{token, Agent, Server};
+pub use wait::{assert_count_stays, wait_for_count, wait_until_count_at_least};
+
+/// A fresh temporary directory for one test; removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("loghound-e2e-")
+        .tempdir()
+        .expect("create a temporary directory")
+}

@@ -1,0 +1,76 @@
+//! Bounded polling: indexed data becomes searchable about a second after
+//! the ack, so tests poll until the server holds what they expect, then
+//! check that nothing more arrives late.
+
+use std::time::{Duration, Instant};
+
+use crate::http::search_page;
+
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The count of `q`, or why it could not be read.
+fn count(base_url: &str, token: &str, q: &str) -> Result<u64, String> {
+    search_page(base_url, token, q, 1, None).map(|page| page.count)
+}
+
+/// Polls until the count of `q` equals `expected`. Fails at once when the
+/// count exceeds `expected` (duplicates, or lines that should not be there)
+/// and after `timeout` with the expected and last seen counts.
+pub fn wait_for_count(base_url: &str, token: &str, q: &str, expected: u64, timeout: Duration) {
+    let start = Instant::now();
+    let mut last = String::from("no answer yet");
+    while start.elapsed() < timeout {
+        match count(base_url, token, q) {
+            Ok(seen) if seen == expected => return,
+            Ok(seen) if seen > expected => panic!(
+                "search {q:?}: count {seen} exceeds the expected {expected} after {:.1?} \
+                 (duplicates or foreign lines)",
+                start.elapsed()
+            ),
+            Ok(seen) => last = format!("count {seen}"),
+            Err(error) => last = format!("error: {error}"),
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    panic!("search {q:?}: expected count {expected} within {timeout:?}, last seen {last}");
+}
+
+/// Polls until the count of `q` is at least `min`; returns the count seen.
+pub fn wait_until_count_at_least(
+    base_url: &str,
+    token: &str,
+    q: &str,
+    min: u64,
+    timeout: Duration,
+) -> u64 {
+    let start = Instant::now();
+    let mut last = String::from("no answer yet");
+    while start.elapsed() < timeout {
+        match count(base_url, token, q) {
+            Ok(seen) if seen >= min => return seen,
+            Ok(seen) => last = format!("count {seen}"),
+            Err(error) => last = format!("error: {error}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("search {q:?}: expected a count of at least {min} within {timeout:?}, last seen {last}");
+}
+
+/// Checks, for `duration`, that the count of `q` stays `expected`: no
+/// re-sent line shows up late.
+pub fn assert_count_stays(base_url: &str, token: &str, q: &str, expected: u64, duration: Duration) {
+    let start = Instant::now();
+    loop {
+        let seen = count(base_url, token, q).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            seen,
+            expected,
+            "search {q:?}: count moved from {expected} to {seen} after {:.1?} of waiting",
+            start.elapsed()
+        );
+        if start.elapsed() >= duration {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

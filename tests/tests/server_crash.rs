@@ -1,0 +1,177 @@
+//! Guarantee 3, "ack means durable", and guarantee 2 across server crashes:
+//! a server killed with SIGKILL right after acks still has every acked
+//! event after a restart on the same data directory, and re-sent events are
+//! dropped.
+
+use std::time::Duration;
+
+use loghound_shared::api::IngestResponse;
+use loghound_tests::data::{append, events, numbered_line, numbered_lines, parse_numbered};
+use loghound_tests::http::{hit_message, ingest};
+use loghound_tests::{
+    assert_count_stays, search_all, temp_dir, token, wait_for_count, wait_until_count_at_least,
+    Agent, Server,
+};
+
+const THREADS: u64 = 4;
+const BATCHES_PER_THREAD: u64 = 5;
+const EVENTS_PER_BATCH: u64 = 200;
+
+/// The batches one thread of `acked_batches_survive_kill9` sends.
+fn thread_batches(thread: u64) -> Vec<Vec<loghound_shared::Event>> {
+    let file_id = format!("direct-{thread}");
+    let mut offset = 0;
+    (0..BATCHES_PER_THREAD)
+        .map(|batch| {
+            let first = (thread * BATCHES_PER_THREAD + batch) * EVENTS_PER_BATCH;
+            let messages: Vec<String> = (first..first + EVENTS_PER_BATCH)
+                .map(|n| numbered_line("srvdirect", n))
+                .collect();
+            let batch = events(&file_id, offset, &messages);
+            offset = batch.last().unwrap().end_offset.0;
+            batch
+        })
+        .collect()
+}
+
+#[test]
+fn acked_batches_survive_kill9() {
+    let tmp = temp_dir();
+    let mut server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let ingest_token = token(server.data_dir(), &["ingest"]);
+    let read_token = token(server.data_dir(), &["read"]);
+
+    // Concurrent senders (group commit), then SIGKILL the moment the last
+    // ack is in: nothing may depend on a later flush.
+    let senders: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let (url, ingest_token) = (url.clone(), ingest_token.clone());
+            std::thread::spawn(move || {
+                for batch in thread_batches(thread) {
+                    let answer = ingest(&url, &ingest_token, "e2e-direct", &batch);
+                    assert_eq!(
+                        answer,
+                        IngestResponse {
+                            accepted: EVENTS_PER_BATCH,
+                            duplicates: 0
+                        }
+                    );
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().expect("sender thread");
+    }
+    server.kill9();
+    server.restart();
+
+    let total = THREADS * BATCHES_PER_THREAD * EVENTS_PER_BATCH;
+    wait_for_count(
+        &url,
+        &read_token,
+        "srvdirect",
+        total,
+        Duration::from_secs(30),
+    );
+    assert_count_stays(
+        &url,
+        &read_token,
+        "srvdirect",
+        total,
+        Duration::from_secs(2),
+    );
+
+    // What the server knew before the crash, it still knows: a re-sent
+    // batch is all duplicates.
+    let again = ingest(&url, &ingest_token, "e2e-direct", &thread_batches(2)[3]);
+    assert_eq!(
+        again,
+        IngestResponse {
+            accepted: 0,
+            duplicates: EVENTS_PER_BATCH
+        },
+        "re-sending an acked batch after a server crash"
+    );
+    // And the same lines from another agent are other lines.
+    let other = ingest(&url, &ingest_token, "e2e-other", &thread_batches(2)[3]);
+    assert_eq!(
+        other.accepted, EVENTS_PER_BATCH,
+        "another agent's events are not duplicates"
+    );
+}
+
+#[test]
+fn agent_ships_through_server_kill9() {
+    const TAG: &str = "srvcrash";
+    const FIRST: u64 = 60_000;
+    const TOTAL: u64 = 80_000;
+    let tmp = temp_dir();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log_file = logs.join("app.log");
+    let mut server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let ingest_token = token(server.data_dir(), &["ingest"]);
+    let read_token = token(server.data_dir(), &["read"]);
+
+    append(&log_file, &numbered_lines(TAG, 0..FIRST));
+    let mut agent = Agent::start_with(
+        &url,
+        &ingest_token,
+        &tmp.path().join("agent"),
+        &[format!("{}/*.log", logs.display())],
+        &["--batch-max-bytes", "65536"],
+    );
+
+    // Kill the server while the agent is mid-file: some batches acked,
+    // others in flight.
+    let at_kill = wait_until_count_at_least(&url, &read_token, TAG, 1, Duration::from_secs(30));
+    server.kill9();
+    eprintln!("server killed with {at_kill} of {FIRST} lines searchable");
+    append(&log_file, &numbered_lines(TAG, FIRST..FIRST + 10_000));
+    std::thread::sleep(Duration::from_millis(500));
+    server.restart();
+    append(&log_file, &numbered_lines(TAG, FIRST + 10_000..TOTAL));
+
+    wait_for_count(&url, &read_token, TAG, TOTAL, Duration::from_secs(90));
+    assert_count_stays(&url, &read_token, TAG, TOTAL, Duration::from_secs(3));
+    agent.assert_running();
+    server.assert_running();
+
+    let mut seen = vec![0u32; TOTAL as usize];
+    for hit in search_all(&url, &read_token, TAG) {
+        let number = parse_numbered(TAG, hit_message(&hit)).expect("a numbered line");
+        seen[number as usize] += 1;
+    }
+    let wrong: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, copies)| **copies != 1)
+        .take(10)
+        .map(|(number, copies)| format!("{:?}: {copies} copies", numbered_line(TAG, number as u64)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "lines not present exactly once:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn sigterm_stops_the_server_and_data_survives() {
+    let tmp = temp_dir();
+    let mut server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let ingest_token = token(server.data_dir(), &["ingest"]);
+    let read_token = token(server.data_dir(), &["read"]);
+    let messages: Vec<String> = (0..50).map(|n| numbered_line("srvterm", n)).collect();
+    let answer = ingest(&url, &ingest_token, "e2e-term", &events("f1", 0, &messages));
+    assert_eq!(answer.accepted, 50);
+
+    server.terminate(Duration::from_secs(15));
+    server.restart();
+    wait_for_count(&url, &read_token, "srvterm", 50, Duration::from_secs(30));
+    assert_count_stays(&url, &read_token, "srvterm", 50, Duration::from_secs(2));
+}
