@@ -5,6 +5,7 @@
 //! - [`dedup`]: the rule that drops re-sent events;
 //! - [`checkpoint`]: where replay starts after a restart;
 //! - [`ingest`]: decode → dedup → log → indexer, behind a trait;
+//! - [`parse`]: a line's own timestamp, severity and fields;
 //! - [`index`]: day indexes, the indexer thread, search;
 //! - [`http`]: routes and handlers;
 //! - [`tokens`], [`meta`]: API tokens in `meta.sqlite`;
@@ -19,6 +20,7 @@ pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod meta;
+pub mod parse;
 pub mod serve;
 pub mod timeparse;
 pub mod tokens;

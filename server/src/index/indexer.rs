@@ -18,9 +18,10 @@ use time::Date;
 use tokio::sync::watch;
 use tracing::{debug, error, info};
 
-use super::{day_of_ms, event_id, IndexSet};
+use super::{day_of_ms, event_id, IndexSet, MAX_CLOCK_SKEW_MS};
 use crate::checkpoint::Checkpoint;
 use crate::dedup::Dedup;
+use crate::parse::{parse, FormatHint, Parsed};
 use crate::wal::{remove_segments_through, Durability};
 
 /// The accepted events of one WAL record.
@@ -61,12 +62,9 @@ pub struct IndexerConfig {
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// A day's writer closes after this long without new events.
 const WRITER_IDLE: Duration = Duration::from_secs(120);
-/// Most day writers open at once; each holds its own memory budget, and
-/// late or back-filled lines can touch many days.
-const MAX_OPEN_WRITERS: usize = 3;
-
-/// Plausible event times: a clock this far off is not believed.
-const MAX_CLOCK_SKEW_MS: i64 = 24 * 3600 * 1000;
+/// Most day writers open at once: today's, and yesterday's while a replay
+/// or a batch straddles midnight.
+const MAX_OPEN_WRITERS: usize = 2;
 
 struct Writer {
     writer: IndexWriter,
@@ -87,9 +85,12 @@ pub struct Indexer {
     checkpointed_seq: u64,
 }
 
-/// The event's time: what the agent saw, unless that is implausible, in
-/// which case the receive time.
-fn event_time_ms(event: &Event, received_at_ms: i64) -> i64 {
+/// The event's time: the line's own timestamp when it has one, else when
+/// the agent read it (unless that is implausible), else the receive time.
+fn event_time_ms(parsed: &Parsed, event: &Event, received_at_ms: i64) -> i64 {
+    if let Some(ms) = parsed.timestamp_ms {
+        return ms;
+    }
     match event.read_at_ms {
         Some(ms) if ms > 0 && ms <= received_at_ms + MAX_CLOCK_SKEW_MS => ms,
         _ => received_at_ms,
@@ -163,13 +164,20 @@ impl Indexer {
     fn add(&mut self, batch: LoggedBatch) -> anyhow::Result<()> {
         let fields = self.indexes.fields.clone();
         let received = DateTime::from_timestamp_millis(batch.received_at_ms);
+        // Indexes are per day of receipt: the live stream and a back-fill of
+        // old files both go to one writer, whatever times the lines carry.
+        let day = self.indexes.open_day(day_of_ms(batch.received_at_ms))?;
+        if day.committed_seq() >= batch.seq {
+            // Replay of a record this day already committed.
+            self.dedup
+                .record(&batch.agent, batch.events.iter().map(|(_, e)| e));
+            self.pending_seq = Some(batch.seq);
+            return Ok(());
+        }
+        let writer = self.writer(day.day)?;
         for (index, event) in &batch.events {
-            let time_ms = event_time_ms(event, batch.received_at_ms);
-            let day = self.indexes.open_day(day_of_ms(time_ms))?;
-            if day.committed_seq() >= batch.seq {
-                continue; // replay of a record this day already committed
-            }
-            let writer = self.writer(day.day)?;
+            let parsed = parse(&event.message, FormatHint::Auto, batch.received_at_ms);
+            let time_ms = event_time_ms(&parsed, event, batch.received_at_ms);
             let mut doc = TantivyDocument::new();
             doc.add_u64(fields.id, event_id(batch.seq, *index));
             doc.add_date(fields.timestamp, DateTime::from_timestamp_millis(time_ms));
@@ -180,6 +188,13 @@ impl Indexer {
                 doc.add_text(fields.app, app);
             }
             doc.add_text(fields.message, &event.message);
+            if let Some(severity) = parsed.severity {
+                doc.add_text(fields.severity, severity.name());
+            }
+            if !parsed.fields.is_empty() {
+                let object = serde_json::Value::Object(parsed.fields);
+                doc.add_field_value(fields.fields, &tantivy::schema::OwnedValue::from(object));
+            }
             if !event.tags.is_empty() {
                 let tags = event
                     .tags
@@ -194,9 +209,9 @@ impl Indexer {
             doc.add_bool(fields.truncated, event.truncated);
             doc.add_bool(fields.invalid_utf8, event.invalid_utf8);
             writer.writer.add_document(doc)?;
-            writer.dirty = true;
-            writer.last_used = Instant::now();
         }
+        writer.dirty = true;
+        writer.last_used = Instant::now();
         self.dedup
             .record(&batch.agent, batch.events.iter().map(|(_, e)| e));
         self.pending_seq = Some(batch.seq);
@@ -262,17 +277,24 @@ impl Indexer {
         if let Some(writer) = self.writers.remove(&day) {
             writer.writer.wait_merging_threads()?;
         }
-        debug!(%day, "closed index writer");
+        debug!(%day, "closed index writer (too many open)");
         Ok(())
     }
 
     fn commit(&mut self) -> anyhow::Result<()> {
         if let Some(seq) = self.pending_seq.take() {
+            let started = Instant::now();
             let days: Vec<Date> = self.writers.keys().copied().collect();
-            for day in days {
-                self.commit_day(day, seq)?;
+            for day in &days {
+                self.commit_day(*day, seq)?;
             }
             self.committed_tx.send_replace(seq);
+            debug!(
+                seq,
+                writers = days.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "committed"
+            );
         }
         self.writers
             .retain(|_, w| w.dirty || w.last_used.elapsed() < WRITER_IDLE);

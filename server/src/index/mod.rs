@@ -1,6 +1,10 @@
-//! The searchable store: one tantivy index per UTC day under
-//! `indexes/<YYYY-MM-DD>/`, so retention drops whole directories and a
-//! search over a time range opens only the days it touches.
+//! The searchable store: one tantivy index per UTC day of *receipt* under
+//! `indexes/<YYYY-MM-DD>/`, so retention drops whole directories, and the
+//! live stream and a back-fill of old files share one writer whatever times
+//! their lines carry. A line's own time is at most a day after its receipt,
+//! so a search from time T opens only the days received since T − 1 day;
+//! inside an index, segments whose time range misses the query are skipped
+//! by their fast-field bounds.
 //!
 //! - [`schema`]: fields and analyzers;
 //! - [`indexer`]: the thread that turns logged batches into documents and
@@ -22,6 +26,10 @@ use tantivy::{Index, IndexReader, ReloadPolicy};
 use time::{Date, OffsetDateTime};
 
 use self::schema::Fields;
+
+/// How far after its receipt a line's own time may be and still be
+/// believed; later times are taken as a wrong clock.
+pub const MAX_CLOCK_SKEW_MS: i64 = 24 * 3600 * 1000;
 
 /// Bits of an event id that hold the event's position in its batch; the
 /// rest hold the WAL sequence number. Ids thus grow in arrival order.
@@ -146,17 +154,16 @@ impl IndexSet {
         self.days.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Days overlapping `[from_ms, to_ms)`, newest first.
-    pub fn days_between(&self, from_ms: Option<i64>, to_ms: Option<i64>) -> Vec<Arc<DayIndex>> {
-        let first = from_ms.map(day_of_ms).unwrap_or(Date::MIN);
-        let last = to_ms
-            .map(|t| day_of_ms(t.saturating_sub(1)))
-            .unwrap_or(Date::MAX);
-        if first > last {
-            return Vec::new();
-        }
+    /// Days that may hold events timed at or after `from_ms`, newest
+    /// first. Any later day may hold older events (a back-fill), so there is
+    /// no upper cut; a line's time is at most a day after its receipt, so
+    /// days received before `from_ms` − 1 day cannot match.
+    pub fn days_from(&self, from_ms: Option<i64>) -> Vec<Arc<DayIndex>> {
+        let first = from_ms
+            .map(|ms| day_of_ms(ms.saturating_sub(MAX_CLOCK_SKEW_MS)))
+            .unwrap_or(Date::MIN);
         self.read_days()
-            .range(first..=last)
+            .range(first..)
             .rev()
             .map(|(_, day)| Arc::clone(day))
             .collect()

@@ -31,6 +31,10 @@ pub struct Fields {
     pub source: Field,
     /// The `app` tag, if any.
     pub app: Field,
+    /// Normalised severity (syslog names), when the line has one.
+    pub severity: Field,
+    /// Fields parsed from the line (JSON members, access-log parts).
+    pub fields: Field,
     /// The line.
     pub message: Field,
     /// All tags as a JSON object.
@@ -73,6 +77,19 @@ pub fn build() -> (Schema, Fields) {
         host: builder.add_text_field("host", keyword.clone()),
         source: builder.add_text_field("source", keyword.clone()),
         app: builder.add_text_field("app", keyword.clone()),
+        severity: builder.add_text_field("severity", keyword.clone()),
+        fields: builder.add_json_field(
+            "fields",
+            JsonObjectOptions::default()
+                .set_stored()
+                .set_fast(None)
+                .set_expand_dots_enabled()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer(TEXT_ANALYZER)
+                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                ),
+        ),
         message: builder.add_text_field("message", text),
         tags: builder.add_json_field(
             "tags",

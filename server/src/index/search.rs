@@ -7,11 +7,14 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use serde::Serialize;
+use std::ops::Bound;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::{AllQuery, Query, QueryParser};
-use tantivy::schema::Value;
+
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery};
+use tantivy::schema::{Field, Value};
 use tantivy::tokenizer::TokenizerManager;
+use tantivy::Term;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
 
 use super::{schema, IndexSet};
@@ -75,8 +78,14 @@ pub struct Hit {
     /// `app` tag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// Normalised severity, when the line has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
     /// The line.
     pub message: String,
+    /// Fields parsed from the line.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, serde_json::Value>,
     /// Tags set on the agent.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub tags: serde_json::Map<String, serde_json::Value>,
@@ -150,7 +159,8 @@ impl Searcher {
         };
         let mut count = 0u64;
         let mut top: Vec<(Cursor, usize, DocAddress)> = Vec::new();
-        let days = self.indexes.days_between(request.from_ms, request.to_ms);
+        let query = with_time_range(query, self.indexes.fields.timestamp, request);
+        let days = self.indexes.days_from(request.from_ms);
         let searchers: Vec<_> = days.iter().map(|d| d.reader.searcher()).collect();
         for (day_ord, searcher) in searchers.iter().enumerate() {
             let fruit = searcher.search(query.as_ref(), &collector)?;
@@ -174,6 +184,27 @@ impl Searcher {
             cursor: next,
         })
     }
+}
+
+/// Adds the time range as a fast-field range query, which skips whole
+/// segments by their time bounds. It is widened by a second, so that
+/// precision never drops a match; the collector applies the exact bounds.
+fn with_time_range(query: Box<dyn Query>, field: Field, request: &SearchRequest) -> Box<dyn Query> {
+    if request.from_ms.is_none() && request.to_ms.is_none() {
+        return query;
+    }
+    let bound = |ms: Option<i64>, widen: i64| match ms {
+        Some(ms) => Bound::Included(Term::from_field_date(
+            field,
+            DateTime::from_timestamp_millis(ms.saturating_add(widen)),
+        )),
+        None => Bound::Unbounded,
+    };
+    let range = RangeQuery::new(bound(request.from_ms, -1000), bound(request.to_ms, 1000));
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Must, query),
+        (Occur::Must, Box::new(range)),
+    ]))
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -201,15 +232,16 @@ fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, cursor: Cursor) 
         .and_then(|v| v.as_datetime())
         .map(|d| d.into_timestamp_millis())
         .unwrap_or(cursor.timestamp_ms);
-    let tags = doc
-        .get_first(fields.tags)
-        .map(tantivy::schema::OwnedValue::from)
-        .and_then(|v| serde_json::to_value(v).ok())
-        .and_then(|v| match v {
-            serde_json::Value::Object(map) => Some(map),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let object = |field| {
+        doc.get_first(field)
+            .map(tantivy::schema::OwnedValue::from)
+            .and_then(|v| serde_json::to_value(v).ok())
+            .and_then(|v| match v {
+                serde_json::Value::Object(map) => Some(map),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
     Hit {
         id: cursor.id.to_string(),
         timestamp: rfc3339(cursor.timestamp_ms),
@@ -220,8 +252,13 @@ fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, cursor: Cursor) 
             .get_first(fields.app)
             .and_then(|v| v.as_str())
             .map(str::to_string),
+        severity: doc
+            .get_first(fields.severity)
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
         message: text(fields.message),
-        tags,
+        fields: object(fields.fields),
+        tags: object(fields.tags),
         truncated: flag(fields.truncated),
         invalid_utf8: flag(fields.invalid_utf8),
     }
