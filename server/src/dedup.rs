@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Known byte ranges of every stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dedup {
-    streams: HashMap<(AgentId, FileId), Ranges>,
+    streams: HashMap<AgentId, HashMap<FileId, Ranges>>,
 }
 
 /// Disjoint, non-adjacent `[start, end)` ranges, keyed by start.
@@ -64,11 +64,11 @@ impl Dedup {
     pub fn new_events(&self, agent: &AgentId, events: &[Event]) -> Vec<usize> {
         let mut seen_in_batch: HashMap<&FileId, Ranges> = HashMap::new();
         let mut fresh = Vec::new();
+        let files = self.streams.get(agent);
         for (index, event) in events.iter().enumerate() {
             let offset = event.offset.0;
-            let known = self
-                .streams
-                .get(&(agent.clone(), event.file_id.clone()))
+            let known = files
+                .and_then(|files| files.get(&event.file_id))
                 .is_some_and(|r| r.contains(offset));
             let in_batch = seen_in_batch.entry(&event.file_id).or_default();
             if known || in_batch.contains(offset) {
@@ -82,11 +82,16 @@ impl Dedup {
 
     /// Records the given (new) events as logged.
     pub fn record<'a>(&mut self, agent: &AgentId, events: impl IntoIterator<Item = &'a Event>) {
+        let files = self.streams.entry(agent.clone()).or_default();
         for event in events {
-            self.streams
-                .entry((agent.clone(), event.file_id.clone()))
-                .or_default()
-                .insert(event.offset.0, event.end_offset.0);
+            match files.get_mut(&event.file_id) {
+                Some(ranges) => ranges.insert(event.offset.0, event.end_offset.0),
+                None => {
+                    let mut ranges = Ranges::default();
+                    ranges.insert(event.offset.0, event.end_offset.0);
+                    files.insert(event.file_id.clone(), ranges);
+                }
+            }
         }
     }
 
@@ -95,10 +100,12 @@ impl Dedup {
         let mut out: Vec<StreamSnapshot> = self
             .streams
             .iter()
-            .map(|((agent, file_id), ranges)| StreamSnapshot {
-                agent: agent.clone(),
-                file_id: file_id.clone(),
-                ranges: ranges.0.iter().map(|(&s, &e)| (s, e)).collect(),
+            .flat_map(|(agent, files)| {
+                files.iter().map(move |(file_id, ranges)| StreamSnapshot {
+                    agent: agent.clone(),
+                    file_id: file_id.clone(),
+                    ranges: ranges.0.iter().map(|(&s, &e)| (s, e)).collect(),
+                })
             })
             .collect();
         out.sort_by(|a, b| (&a.agent, &a.file_id).cmp(&(&b.agent, &b.file_id)));
@@ -111,7 +118,9 @@ impl Dedup {
         for stream in streams {
             let ranges = dedup
                 .streams
-                .entry((stream.agent, stream.file_id))
+                .entry(stream.agent)
+                .or_default()
+                .entry(stream.file_id)
                 .or_default();
             for (start, end) in stream.ranges {
                 ranges.insert(start, end);
@@ -122,7 +131,7 @@ impl Dedup {
 
     /// Number of streams known.
     pub fn num_streams(&self) -> usize {
-        self.streams.len()
+        self.streams.values().map(HashMap::len).sum()
     }
 }
 
@@ -171,11 +180,15 @@ mod tests {
         assert_eq!(accept(&mut dedup, &agent, &[event("f", 100, 200)]), 1);
         assert_eq!(accept(&mut dedup, &agent, &[event("f", 0, 100)]), 1);
         assert_eq!(accept(&mut dedup, &agent, &[event("f", 0, 100)]), 0);
-        assert_eq!(
-            dedup.streams.values().next().unwrap().0.len(),
-            1,
-            "ranges merged"
-        );
+        let ranges = dedup
+            .streams
+            .values()
+            .next()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap();
+        assert_eq!(ranges.0.len(), 1, "ranges merged");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use loghound_shared::{AgentId, Event};
+use tantivy::merge_policy::LogMergePolicy;
 use tantivy::{DateTime, IndexWriter, TantivyDocument};
 use time::Date;
 use tokio::sync::watch;
@@ -83,6 +84,17 @@ pub struct Indexer {
     committed_tx: watch::Sender<u64>,
     last_checkpoint: Instant,
     checkpointed_seq: u64,
+}
+
+/// Merging: a commit a second makes many small segments, and every merge
+/// rewrites its documents. Waiting for more segments per level before
+/// merging rewrites each document fewer times; the segment count stays
+/// bounded (logarithmic in the day's size).
+fn merge_policy() -> LogMergePolicy {
+    let mut policy = LogMergePolicy::default();
+    policy.set_min_num_segments(12);
+    policy.set_min_layer_size(50_000);
+    policy
 }
 
 /// The event's time: the line's own timestamp when it has one, else when
@@ -206,8 +218,12 @@ impl Indexer {
             doc.add_text(fields.agent, batch.agent.as_str());
             doc.add_text(fields.file_id, event.file_id.as_str());
             doc.add_u64(fields.offset, event.offset.0);
-            doc.add_bool(fields.truncated, event.truncated);
-            doc.add_bool(fields.invalid_utf8, event.invalid_utf8);
+            if event.truncated {
+                doc.add_bool(fields.truncated, true);
+            }
+            if event.invalid_utf8 {
+                doc.add_bool(fields.invalid_utf8, true);
+            }
             writer.writer.add_document(doc)?;
         }
         writer.dirty = true;
@@ -224,10 +240,11 @@ impl Indexer {
                 self.close_least_recent_writer()?;
             }
             let index = self.indexes.open_day(day)?;
-            let writer = index.index.writer_with_num_threads(
+            let writer: IndexWriter = index.index.writer_with_num_threads(
                 self.config.writer_threads,
                 self.config.writer_heap_bytes * self.config.writer_threads,
             )?;
+            writer.set_merge_policy(Box::new(merge_policy()));
             debug!(%day, "opened index writer");
             self.writers.insert(
                 day,

@@ -1,8 +1,8 @@
 //! The tantivy schema of a day index and the analyzers it relies on.
 
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
-    Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, Schema,
+    TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
 };
 use tantivy::tokenizer::{
     LowerCaser, RawTokenizer, SimpleTokenizer, TextAnalyzer, TokenizerManager,
@@ -45,19 +45,19 @@ pub struct Fields {
     pub file_id: Field,
     /// Byte offset of the line in that file.
     pub offset: Field,
-    /// The agent cut the line at its length limit.
+    /// The agent cut the line at its length limit (only set when true).
     pub truncated: Field,
-    /// The line was not valid UTF-8.
+    /// The line was not valid UTF-8 (only set when true).
     pub invalid_utf8: Field,
 }
 
 /// Builds the schema and its field handles.
 pub fn build() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let date = DateOptions::default()
-        .set_indexed()
+    // Only what searches use is indexed: every indexed value is a term
+    // written, sorted and merged for every line.
+    let fast_date = DateOptions::default()
         .set_fast()
-        .set_stored()
         .set_precision(DateTimePrecision::Milliseconds);
     let keyword = TextOptions::default().set_stored().set_indexing_options(
         TextFieldIndexing::default()
@@ -69,11 +69,11 @@ pub fn build() -> (Schema, Fields) {
             .set_tokenizer(TEXT_ANALYZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
-    let number: NumericOptions = NumericOptions::default() | INDEXED | FAST | STORED;
+    let stored_keyword = TextOptions::default().set_stored();
     let fields = Fields {
-        id: builder.add_u64_field("id", number.clone()),
-        timestamp: builder.add_date_field("timestamp", date.clone()),
-        received_at: builder.add_date_field("received_at", date),
+        id: builder.add_u64_field("id", INDEXED | FAST),
+        timestamp: builder.add_date_field("timestamp", fast_date.clone()),
+        received_at: builder.add_date_field("received_at", fast_date.set_stored()),
         host: builder.add_text_field("host", keyword.clone()),
         source: builder.add_text_field("source", keyword.clone()),
         app: builder.add_text_field("app", keyword.clone()),
@@ -97,9 +97,9 @@ pub fn build() -> (Schema, Fields) {
                 .set_stored()
                 .set_indexing_options(TextFieldIndexing::default().set_tokenizer(KEYWORD_ANALYZER)),
         ),
-        agent: builder.add_text_field("agent", keyword.clone()),
+        agent: builder.add_text_field("agent", stored_keyword),
         file_id: builder.add_text_field("file_id", keyword),
-        offset: builder.add_u64_field("offset", number),
+        offset: builder.add_u64_field("offset", FAST | STORED),
         truncated: builder.add_bool_field("truncated", INDEXED | STORED),
         invalid_utf8: builder.add_bool_field("invalid_utf8", INDEXED | STORED),
     };
