@@ -19,7 +19,7 @@ bin=target/release
 ingest_token=$(cat "$home/ingest.token")
 read_token=$(cat "$home/read.token")
 
-sample="$home/sample/app.log"
+sample="$(cd "$home/sample" && pwd)/app.log"
 if [ ! -s "$sample" ]; then
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   for i in $(seq 1 20); do
@@ -42,7 +42,7 @@ done
 url=$(sed -n 's/^listening on //p' "$home/server.out" | head -n1)
 
 "$bin/loghound-agent" --server "$url" --token "$ingest_token" --state-dir "$home/agent-state" \
-  --path '/var/log/**/*.log' --path "$PWD/$sample" 2>"$home/agent.log" &
+  --path '/var/log/**/*.log' --path "$sample" 2>"$home/agent.log" &
 pids+=($!)
 
 cat <<EOF2
@@ -53,6 +53,6 @@ Loghound is running.
   search:      $bin/loghound search 'timeout' --server $url --token $read_token
   raw API:     curl -H 'Authorization: Bearer $read_token' '$url/api/v1/search?q=error&limit=5'
   logs:        $home/server.log, $home/agent.log
-Append to $PWD/$sample (or any /var/log/**/*.log) and search again. Ctrl-C stops.
+Append to $sample (or any /var/log/**/*.log) and search again. Ctrl-C stops.
 EOF2
 wait
