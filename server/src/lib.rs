@@ -6,6 +6,7 @@
 //! - [`checkpoint`]: where replay starts after a restart;
 //! - [`ingest`]: decode → dedup → log → indexer, behind a trait;
 //! - [`parse`]: a line's own timestamp, severity and fields;
+//! - [`query`]: the query language, text → tantivy query;
 //! - [`index`]: day indexes, the indexer thread, search;
 //! - [`http`]: routes and handlers;
 //! - [`tokens`], [`meta`]: API tokens in `meta.sqlite`;
@@ -21,6 +22,7 @@ pub mod index;
 pub mod ingest;
 pub mod meta;
 pub mod parse;
+pub mod query;
 pub mod serve;
 pub mod timeparse;
 pub mod tokens;

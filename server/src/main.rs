@@ -52,6 +52,46 @@ enum Command {
         /// Most lines to print.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print each hit as the API's JSON object, one per line.
+        #[arg(long, conflicts_with = "count")]
+        json: bool,
+        /// Print only the number of matching lines.
+        #[arg(long)]
+        count: bool,
+    },
+    /// Count matching lines per time bucket; prints `START COUNT` lines.
+    Histogram {
+        /// The query (empty matches everything).
+        query: String,
+        /// Server URL.
+        #[arg(long, env = "LOGHOUND_SERVER", default_value = "http://127.0.0.1:7700")]
+        server: String,
+        /// A token with the `read` scope.
+        #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Start of the range (default: the oldest match).
+        #[arg(long, allow_hyphen_values = true)]
+        from: Option<String>,
+        /// End of the range (default: the newest match).
+        #[arg(long, allow_hyphen_values = true)]
+        to: Option<String>,
+        /// Most buckets, 1 to 1000 (default 60).
+        #[arg(long)]
+        buckets: Option<usize>,
+    },
+    /// Follow new matching lines as they arrive (like `tail -f`) until Ctrl-C.
+    Tail {
+        /// The query (empty matches everything).
+        query: String,
+        /// Server URL.
+        #[arg(long, env = "LOGHOUND_SERVER", default_value = "http://127.0.0.1:7700")]
+        server: String,
+        /// A token with the `read` scope.
+        #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Print each line as the API's JSON, one object per line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -115,6 +155,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             from,
             to,
             limit,
+            json,
+            count,
         } => loghound_server::cli::search::run(&loghound_server::cli::search::SearchArgs {
             server,
             token,
@@ -122,6 +164,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             from,
             to,
             limit,
+            json,
+            count_only: count,
+        }),
+        Command::Histogram {
+            query,
+            server,
+            token,
+            from,
+            to,
+            buckets,
+        } => {
+            loghound_server::cli::histogram::run(&loghound_server::cli::histogram::HistogramArgs {
+                server,
+                token,
+                query,
+                from,
+                to,
+                buckets,
+            })
+        }
+        Command::Tail {
+            query,
+            server,
+            token,
+            json,
+        } => loghound_server::cli::tail::run(&loghound_server::cli::tail::TailArgs {
+            server,
+            token,
+            query,
+            json,
         }),
     }
 }

@@ -15,7 +15,7 @@ use tracing::info;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::ServerConfig;
-use crate::http::{app, AppState};
+use crate::http::{app, AppState, Tails};
 use crate::index::indexer::{Indexer, IndexerConfig, IndexerMsg};
 use crate::index::search::Searcher;
 use crate::index::IndexSet;
@@ -25,6 +25,9 @@ use crate::wal::{Durability, Wal};
 
 /// Records waiting for the indexer; a full queue slows ingest down.
 const INDEXER_QUEUE_RECORDS: usize = 64;
+/// How long shutdown waits for open connections once live tails have been
+/// told to end; a client that stopped reading could hold one forever.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A server that has recovered its data directory and is ready to serve.
 pub struct Recovered {
@@ -58,12 +61,44 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // Scripts and tests read this line to learn the address.
     println!("listening on http://{address}");
 
-    axum::serve(listener, app(recovered.state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve_until(listener, recovered.state.clone(), shutdown_signal()).await?;
     info!("finishing indexing");
     tokio::task::spawn_blocking(move || recovered.shutdown()).await?;
     Ok(())
+}
+
+/// Serves `state` on `listener` until `signal` completes, then shuts down
+/// gracefully: live tails end at once (they never end on their own), other
+/// requests finish, and connections still open after [`SHUTDOWN_GRACE`]
+/// are abandoned.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tails = Arc::clone(&state.tails);
+    let (stopping_tx, mut stopping_rx) = watch::channel(false);
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        signal.await;
+        tails.shutdown();
+        stopping_tx.send_replace(true);
+    });
+    let server = std::future::IntoFuture::into_future(server);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        _ = stopping_rx.wait_for(|stopping| *stopping) => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+                "connections still open after the shutdown grace period; closing them"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Opens the data directory, replays the WAL into the indexer and returns
@@ -78,7 +113,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
     let indexes = IndexSet::open(&data_dir.join("indexes"))?;
     let checkpoint = Checkpoint::load(&data_dir)?;
     let (indexer_tx, indexer_rx) = crossbeam_channel::bounded(INDEXER_QUEUE_RECORDS);
-    let (committed_tx, _committed_rx) = watch::channel(checkpoint.indexed_through_seq);
+    let (committed_tx, committed_rx) = watch::channel(checkpoint.indexed_through_seq);
 
     // The indexer runs during replay, so a large log streams through it
     // instead of sitting in memory.
@@ -129,6 +164,8 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         searcher: Arc::new(Searcher::new(Arc::clone(&indexes))),
         tokens: TokenStore::new(&data_dir),
         max_body_bytes: limits.max_compressed_bytes,
+        committed: committed_rx,
+        tails: Arc::new(Tails::default()),
     };
     Ok(Recovered {
         state,

@@ -30,4 +30,7 @@ pub struct ErrorBody {
     /// The limit that was exceeded, when a limit was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,
+    /// The 0-based character offset of the problem in a malformed query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }

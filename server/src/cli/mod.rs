@@ -1,4 +1,6 @@
 //! The client side of the `loghound` binary: commands that talk to a
 //! running server over its HTTP API.
 
+pub mod histogram;
 pub mod search;
+pub mod tail;

@@ -1,4 +1,5 @@
-//! `loghound search`: prints matching lines, newest first.
+//! `loghound search`: prints matching lines, newest first, as text or as
+//! the API's JSON hits, or only their count.
 
 use std::io::Write;
 
@@ -20,21 +21,17 @@ pub struct SearchArgs {
     pub to: Option<String>,
     /// Most lines to print.
     pub limit: usize,
+    /// Print each hit as the API's JSON object, one per line.
+    pub json: bool,
+    /// Print only the number of matches.
+    pub count_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
 struct Page {
-    hits: Vec<Hit>,
+    hits: Vec<serde_json::Value>,
     count: u64,
     cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Hit {
-    timestamp: String,
-    host: String,
-    source: String,
-    message: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,54 +39,111 @@ struct ErrorBody {
     error: String,
 }
 
-/// Runs the search and prints `TIMESTAMP HOST SOURCE MESSAGE` lines to
-/// stdout; the total count goes to stderr.
-pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
-    let agent = ureq::Agent::config_builder()
+/// An HTTP client for the API with the CLI's timeouts; error statuses are
+/// answers, not transport errors, so [`get_json`] can show their message.
+pub(super) fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(60)))
         .build()
-        .new_agent();
-    let url = format!("{}/api/v1/search", args.server.trim_end_matches('/'));
+        .new_agent()
+}
+
+/// `GET server + path` with the token and `params` (`None` values left
+/// out); a non-2xx answer becomes an error carrying the server's message.
+pub(super) fn get_json<T: serde::de::DeserializeOwned>(
+    agent: &ureq::Agent,
+    server: &str,
+    path: &str,
+    token: &str,
+    params: &[(&str, Option<&str>)],
+) -> anyhow::Result<T> {
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let mut request = agent
+        .get(&url)
+        .header("Authorization", &format!("Bearer {token}"));
+    for (name, value) in params {
+        if let Some(value) = value {
+            request = request.query(*name, *value);
+        }
+    }
+    let mut response = request
+        .call()
+        .with_context(|| format!("cannot reach {server}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or(text);
+        bail!("server answered {status}: {message}");
+    }
+    response
+        .body_mut()
+        .read_json()
+        .context("server sent an unreadable answer")
+}
+
+fn print_hit(out: &mut impl Write, hit: &serde_json::Value, json: bool) -> std::io::Result<()> {
+    if json {
+        return writeln!(out, "{hit}");
+    }
+    let text = |name: &str| hit[name].as_str().unwrap_or_default();
+    writeln!(
+        out,
+        "{} {} {} {}",
+        text("timestamp"),
+        text("host"),
+        text("source"),
+        text("message")
+    )
+}
+
+/// Runs the search and prints `TIMESTAMP HOST SOURCE MESSAGE` lines (or
+/// JSON hits) to stdout and the total count to stderr; with `count_only`,
+/// prints just the count to stdout.
+pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
+    let agent = agent();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let range = [("from", args.from.as_deref()), ("to", args.to.as_deref())];
+    if args.count_only {
+        let page: Page = get_json(
+            &agent,
+            &args.server,
+            "/api/v1/search",
+            &args.token,
+            &[
+                &range[..],
+                &[("q", Some(args.query.as_str())), ("limit", Some("0"))],
+            ]
+            .concat(),
+        )?;
+        writeln!(out, "{}", page.count)?;
+        return Ok(());
+    }
     let mut printed = 0usize;
     let mut cursor: Option<String> = None;
     let mut total = 0;
     while printed < args.limit {
-        let page_size = (args.limit - printed).min(crate::index::search::MAX_LIMIT);
-        let mut request = agent
-            .get(&url)
-            .header("Authorization", &format!("Bearer {}", args.token))
-            .query("q", &args.query)
-            .query("limit", page_size.to_string());
-        for (name, value) in [("from", &args.from), ("to", &args.to), ("cursor", &cursor)] {
-            if let Some(value) = value {
-                request = request.query(name, value);
-            }
-        }
-        let mut response = request
-            .call()
-            .with_context(|| format!("cannot reach {}", args.server))?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.body_mut().read_to_string().unwrap_or_default();
-            let message = serde_json::from_str::<ErrorBody>(&text)
-                .map(|b| b.error)
-                .unwrap_or(text);
-            bail!("server answered {status}: {message}");
-        }
-        let page: Page = response
-            .body_mut()
-            .read_json()
-            .context("server sent an unreadable answer")?;
+        let page_size = (args.limit - printed)
+            .min(crate::index::search::MAX_LIMIT)
+            .to_string();
+        let params = [
+            ("q", Some(args.query.as_str())),
+            ("limit", Some(page_size.as_str())),
+            ("cursor", cursor.as_deref()),
+        ];
+        let page: Page = get_json(
+            &agent,
+            &args.server,
+            "/api/v1/search",
+            &args.token,
+            &[&range[..], &params[..]].concat(),
+        )?;
         total = page.count;
         for hit in &page.hits {
-            writeln!(
-                out,
-                "{} {} {} {}",
-                hit.timestamp, hit.host, hit.source, hit.message
-            )?;
+            print_hit(&mut out, hit, args.json)?;
         }
         printed += page.hits.len();
         match page.cursor {

@@ -20,6 +20,7 @@ pub struct AppError {
     message: String,
     limit: Option<String>,
     retry_after_secs: Option<u64>,
+    position: Option<usize>,
 }
 
 impl AppError {
@@ -30,6 +31,7 @@ impl AppError {
             message: message.into(),
             limit: None,
             retry_after_secs: None,
+            position: None,
         }
     }
 
@@ -43,6 +45,14 @@ impl AppError {
         AppError {
             limit: Some(limit.to_string()),
             ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+        }
+    }
+
+    /// Adds a `Retry-After` header to the answer.
+    pub fn retry_after(self, secs: u64) -> Self {
+        AppError {
+            retry_after_secs: Some(secs),
+            ..self
         }
     }
 
@@ -65,6 +75,7 @@ impl IntoResponse for AppError {
         let body = ErrorBody {
             error: self.message,
             limit: self.limit,
+            position: self.position,
         };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
@@ -114,8 +125,33 @@ impl From<IngestError> for AppError {
 impl From<SearchError> for AppError {
     fn from(error: SearchError) -> Self {
         match error {
-            SearchError::Query(_) => Self::bad_request(error.to_string()),
+            SearchError::Query(query) => AppError {
+                position: Some(query.position),
+                ..Self::bad_request(format!(
+                    "invalid query: {} at character {}",
+                    query.message, query.position
+                ))
+            },
             SearchError::Index(e) => Self::internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::query::QueryError;
+
+    #[tokio::test]
+    async fn query_errors_are_400_with_a_position() {
+        let error = SearchError::Query(QueryError::new("unclosed quote", 6));
+        let response = AppError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body.position, Some(6));
+        assert_eq!(body.error, "invalid query: unclosed quote at character 6");
     }
 }

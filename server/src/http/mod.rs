@@ -1,8 +1,12 @@
 //! The HTTP API: routes, shared state and handlers.
 
+mod context;
 mod error;
+mod histogram;
 mod ingest;
+mod params;
 mod search;
+mod tail;
 
 use std::sync::Arc;
 
@@ -12,6 +16,7 @@ use axum::Router;
 use loghound_shared::api::INGEST_PATH;
 
 pub use self::error::AppError;
+pub use self::tail::{TailLimits, Tails, TAIL_PATH};
 use crate::index::search::Searcher;
 use crate::ingest::IngestBackend;
 use crate::tokens::{Scope, TokenStore};
@@ -27,6 +32,11 @@ pub struct AppState {
     pub tokens: TokenStore,
     /// Largest accepted request body (compressed).
     pub max_body_bytes: usize,
+    /// The WAL sequence number the indexer has committed through: every
+    /// event of a record up to it is searchable. Changes on each commit.
+    pub committed: tokio::sync::watch::Receiver<u64>,
+    /// Live tails: their limits, gauges and shutdown.
+    pub tails: Arc<Tails>,
 }
 
 impl AppState {
@@ -58,6 +68,9 @@ pub fn app(state: AppState) -> Router {
             post(ingest::ingest).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/search", get(search::search))
+        .route(TAIL_PATH, get(tail::tail))
+        .route("/api/v1/histogram", get(histogram::histogram))
+        .route("/api/v1/context", get(context::context))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .fallback(|| async { AppError::new(axum::http::StatusCode::NOT_FOUND, "no such route") })

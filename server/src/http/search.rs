@@ -5,9 +5,9 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
 
+use super::params::{bounded_count, time_range};
 use super::{AppError, AppState};
 use crate::index::search::{Cursor, SearchRequest, SearchResponse, MAX_LIMIT};
-use crate::timeparse::{now_ms, parse_time};
 use crate::tokens::Scope;
 
 const DEFAULT_LIMIT: usize = 100;
@@ -25,34 +25,8 @@ pub(super) struct SearchParams {
 
 impl SearchParams {
     fn validate(self) -> Result<SearchRequest, AppError> {
-        let now = now_ms();
-        let time = |name: &str, value: Option<String>| {
-            value
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| {
-                    parse_time(&v, now).map_err(|e| AppError::bad_request(format!("{name}: {e}")))
-                })
-                .transpose()
-        };
-        let from_ms = time("from", self.from)?;
-        let to_ms = time("to", self.to)?;
-        if let (Some(from), Some(to)) = (from_ms, to_ms) {
-            if from > to {
-                return Err(AppError::bad_request("from: must not be after `to`"));
-            }
-        }
-        let limit = match self.limit.as_deref().map(str::trim) {
-            None | Some("") => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n <= MAX_LIMIT)
-                .ok_or_else(|| {
-                    AppError::bad_request(format!(
-                        "limit: expected a number from 0 to {MAX_LIMIT}, got {text:?}"
-                    ))
-                })?,
-        };
+        let (from_ms, to_ms) = time_range(self.from, self.to)?;
+        let limit = bounded_count("limit", self.limit.as_deref(), DEFAULT_LIMIT, 0, MAX_LIMIT)?;
         let before = self
             .cursor
             .filter(|c| !c.is_empty())

@@ -9,11 +9,19 @@
 //! - [`schema`]: fields and analyzers;
 //! - [`indexer`]: the thread that turns logged batches into documents and
 //!   commits them about once a second;
-//! - [`search`]: queries, newest-first collection and cursors.
+//! - [`search`]: queries, newest-first collection and cursors;
+//! - [`highlight`]: where a hit's message matches the query;
+//! - [`histogram`]: match counts per time bucket;
+//! - [`context`]: the lines around an event in its file.
+//! - [`tail`]: what matched after a given event, for live tail.
 
+pub mod context;
+pub mod highlight;
+pub mod histogram;
 pub mod indexer;
 pub mod schema;
 pub mod search;
+pub mod tail;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -11,13 +11,14 @@ use std::ops::Bound;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
 use tantivy::schema::{Field, Value};
-use tantivy::tokenizer::TokenizerManager;
 use tantivy::Term;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
 
+use super::highlight::Highlighter;
 use super::{schema, IndexSet};
+use crate::query::{self, QueryError};
 
 /// Largest page a search returns.
 pub const MAX_LIMIT: usize = 1000;
@@ -95,6 +96,9 @@ pub struct Hit {
     /// The line was not valid UTF-8.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub invalid_utf8: bool,
+    /// `[start, end)` UTF-8 byte ranges of `message` that match the query's
+    /// words (see [`super::highlight`]); empty outside search results.
+    pub highlights: Vec<[usize; 2]>,
 }
 
 /// A page of results.
@@ -113,7 +117,7 @@ pub struct SearchResponse {
 pub enum SearchError {
     /// The query text is malformed.
     #[error("invalid query: {0}")]
-    Query(String),
+    Query(#[from] QueryError),
     /// The index could not be read.
     #[error("index error: {0}")]
     Index(#[from] tantivy::TantivyError),
@@ -122,35 +126,20 @@ pub enum SearchError {
 /// Parses queries; shared by every search.
 pub struct Searcher {
     indexes: Arc<IndexSet>,
-    parser: QueryParser,
 }
 
 impl Searcher {
     /// A searcher over the index set.
     pub fn new(indexes: Arc<IndexSet>) -> Self {
-        let tokenizers = TokenizerManager::default();
-        schema::register_analyzers(&tokenizers);
-        let mut parser = QueryParser::new(
-            indexes.schema.clone(),
-            vec![indexes.fields.message],
-            tokenizers,
-        );
-        parser.set_conjunction_by_default();
-        Searcher { indexes, parser }
+        Searcher { indexes }
     }
 
     fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
-        if text.trim().is_empty() {
-            return Ok(Box::new(AllQuery));
-        }
-        self.parser
-            .parse_query(text)
-            .map_err(|e| SearchError::Query(e.to_string()))
+        Ok(query::compile(text, &self.indexes.fields)?)
     }
 
     /// Runs a search.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
-        let query = self.parse(&request.query)?;
         let collector = NewestFirst {
             limit: request.limit,
             from_ms: request.from_ms.unwrap_or(i64::MIN),
@@ -159,9 +148,9 @@ impl Searcher {
         };
         let mut count = 0u64;
         let mut top: Vec<(Cursor, usize, DocAddress)> = Vec::new();
-        let query = with_time_range(query, self.indexes.fields.timestamp, request);
-        let days = self.indexes.days_from(request.from_ms);
-        let searchers: Vec<_> = days.iter().map(|d| d.reader.searcher()).collect();
+        let PreparedQuery { query, searchers } =
+            self.prepare(&request.query, request.from_ms, request.to_ms)?;
+        let mut highlighter = Highlighter::new(query.as_ref(), self.indexes.fields.message);
         for (day_ord, searcher) in searchers.iter().enumerate() {
             let fruit = searcher.search(query.as_ref(), &collector)?;
             count += fruit.count;
@@ -173,7 +162,9 @@ impl Searcher {
         let mut hits = Vec::with_capacity(top.len());
         for (cursor, day_ord, address) in &top {
             let doc: TantivyDocument = searchers[*day_ord].doc(*address)?;
-            hits.push(hit_from_doc(&doc, fields, *cursor));
+            let mut hit = hit_from_doc(&doc, fields, *cursor);
+            hit.highlights = highlighter.highlight(&hit.message);
+            hits.push(hit);
         }
         let next = (top.len() == request.limit)
             .then(|| top.last().map(|(c, _, _)| c.encode()))
@@ -186,11 +177,56 @@ impl Searcher {
     }
 }
 
+/// Shared by search, histogram, context and tail (kept apart from `new`
+/// and `parse`, which belong to the query language).
+impl Searcher {
+    /// The day indexes searched.
+    pub(super) fn indexes(&self) -> &IndexSet {
+        &self.indexes
+    }
+
+    /// Compiles `text`, adds the time range and takes a snapshot of the
+    /// day indexes that may hold matches: the one query path that search,
+    /// histogram and tail share, so their counts agree. Callers still apply
+    /// the exact bounds to the `timestamp` fast field (the range query is
+    /// widened by a second).
+    pub(super) fn prepare(
+        &self,
+        text: &str,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> Result<PreparedQuery, SearchError> {
+        let query = self.parse(text)?;
+        let query = with_time_range(query, self.indexes.fields.timestamp, from_ms, to_ms);
+        let searchers = self
+            .indexes
+            .days_from(from_ms)
+            .iter()
+            .map(|day| day.reader.searcher())
+            .collect();
+        Ok(PreparedQuery { query, searchers })
+    }
+}
+
+/// A compiled query and a snapshot of the day indexes it runs over,
+/// newest day first.
+pub(super) struct PreparedQuery {
+    /// The query, time range included.
+    pub(super) query: Box<dyn Query>,
+    /// One searcher per day index that may hold matches.
+    pub(super) searchers: Vec<tantivy::Searcher>,
+}
+
 /// Adds the time range as a fast-field range query, which skips whole
 /// segments by their time bounds. It is widened by a second, so that
 /// precision never drops a match; the collector applies the exact bounds.
-fn with_time_range(query: Box<dyn Query>, field: Field, request: &SearchRequest) -> Box<dyn Query> {
-    if request.from_ms.is_none() && request.to_ms.is_none() {
+fn with_time_range(
+    query: Box<dyn Query>,
+    field: Field,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+) -> Box<dyn Query> {
+    if from_ms.is_none() && to_ms.is_none() {
         return query;
     }
     let bound = |ms: Option<i64>, widen: i64| match ms {
@@ -200,14 +236,15 @@ fn with_time_range(query: Box<dyn Query>, field: Field, request: &SearchRequest)
         )),
         None => Bound::Unbounded,
     };
-    let range = RangeQuery::new(bound(request.from_ms, -1000), bound(request.to_ms, 1000));
+    let range = RangeQuery::new(bound(from_ms, -1000), bound(to_ms, 1000));
     Box::new(BooleanQuery::new(vec![
         (Occur::Must, query),
         (Occur::Must, Box::new(range)),
     ]))
 }
 
-fn rfc3339(ms: i64) -> String {
+/// A time in ms as RFC 3339 UTC with milliseconds, as the API writes it.
+pub(super) fn rfc3339(ms: i64) -> String {
     let time = DateTime::from_timestamp_millis(ms).into_utc();
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
@@ -215,7 +252,9 @@ fn rfc3339(ms: i64) -> String {
     time.format(&format).unwrap_or_else(|_| ms.to_string())
 }
 
-fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, cursor: Cursor) -> Hit {
+/// The API's view of a stored document; `cursor` carries its fast-field
+/// time and id. `highlights` is left empty.
+pub(super) fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, cursor: Cursor) -> Hit {
     let text = |field| {
         doc.get_first(field)
             .and_then(|v| v.as_str())
@@ -261,6 +300,7 @@ fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, cursor: Cursor) 
         tags: object(fields.tags),
         truncated: flag(fields.truncated),
         invalid_utf8: flag(fields.invalid_utf8),
+        highlights: Vec::new(),
     }
 }
 
