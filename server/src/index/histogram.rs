@@ -270,6 +270,7 @@ struct BucketCountsSegment {
     origin_ms: i64,
     width_ms: i64,
     counts: Vec<u64>,
+    block_times: Vec<Option<DateTime>>,
 }
 
 impl Collector for BucketCounts {
@@ -288,6 +289,7 @@ impl Collector for BucketCounts {
             origin_ms: self.origin_ms,
             width_ms: self.width_ms,
             counts: vec![0; self.num_buckets],
+            block_times: Vec::new(),
         })
     }
 
@@ -310,10 +312,27 @@ impl SegmentCollector for BucketCountsSegment {
     type Fruit = Vec<u64>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        let Some(timestamp) = self.timestamps.first(doc) else {
-            return;
-        };
-        let ms = timestamp.into_timestamp_millis();
+        if let Some(timestamp) = self.timestamps.first(doc) {
+            self.count(timestamp.into_timestamp_millis());
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let mut times = std::mem::take(&mut self.block_times);
+        super::block_times(&self.timestamps, docs, &mut times);
+        for time in times.iter().flatten() {
+            self.count(time.into_timestamp_millis());
+        }
+        self.block_times = times;
+    }
+
+    fn harvest(self) -> Vec<u64> {
+        self.counts
+    }
+}
+
+impl BucketCountsSegment {
+    fn count(&mut self, ms: i64) {
         if ms < self.from_ms || ms >= self.to_ms {
             return;
         }
@@ -323,10 +342,6 @@ impl SegmentCollector for BucketCountsSegment {
         if let Some(count) = self.counts.get_mut(bucket) {
             *count += 1;
         }
-    }
-
-    fn harvest(self) -> Vec<u64> {
-        self.counts
     }
 }
 

@@ -95,6 +95,19 @@ fn parse_day_dir_name(name: &str) -> Option<Date> {
     Date::parse(name, &format).ok()
 }
 
+/// Reads the event times of a block of documents in one batched fast-field
+/// access into `buffer` (one entry per document), for collectors'
+/// `collect_block`.
+pub(crate) fn block_times(
+    column: &tantivy::columnar::Column<tantivy::DateTime>,
+    docs: &[tantivy::DocId],
+    buffer: &mut Vec<Option<tantivy::DateTime>>,
+) {
+    buffer.clear();
+    buffer.resize(docs.len(), None);
+    column.first_vals(docs, buffer);
+}
+
 /// The UTC day of a time in ms since the epoch.
 pub fn day_of_ms(ms: i64) -> Date {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
