@@ -14,17 +14,7 @@ use crate::shipper::{self, ShipperConfig};
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
-    let state_dir = settings.state_dir.clone();
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
-    let agent_id = crate::agent_id::load_or_create(&state_dir)?;
-    let checkpointer = Checkpointer::load(&state_dir)?;
-    let host = match &settings.host {
-        Some(host) => host.clone(),
-        None => gethostname::gethostname().to_string_lossy().into_owned(),
-    };
-    tracing::info!(%agent_id, %host, servers = ?settings.servers, state_dir = %state_dir.display(), "starting");
-
+    // First, so that a SIGTERM during start-up is a clean stop, not a kill.
     let (signal_sender, signals) = crossbeam_channel::bounded(4);
     let mut os_signals =
         Signals::new([SIGTERM, SIGINT]).context("cannot install signal handlers")?;
@@ -37,6 +27,17 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
                 }
             }
         })?;
+
+    let state_dir = settings.state_dir.clone();
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    let agent_id = crate::agent_id::load_or_create(&state_dir)?;
+    let checkpointer = Checkpointer::load(&state_dir)?;
+    let host = match &settings.host {
+        Some(host) => host.clone(),
+        None => gethostname::gethostname().to_string_lossy().into_owned(),
+    };
+    tracing::info!(%agent_id, %host, servers = ?settings.servers, state_dir = %state_dir.display(), "starting");
 
     let (settled_sender, settled) = crossbeam_channel::unbounded();
     let batches = shipper::start(

@@ -47,6 +47,9 @@ pub(crate) struct CheckpointRecord {
     pub(crate) path: PathBuf,
     pub(crate) dev: u64,
     pub(crate) inode: u64,
+    /// Birth time of the inode (ns since the epoch); 0 when unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) birth_ns: u64,
     /// Hex SHA-256 of the first line.
     pub(crate) fingerprint: String,
     /// How many times the file was truncated while followed.
@@ -58,6 +61,10 @@ pub(crate) struct CheckpointRecord {
 struct CheckpointFile {
     version: u32,
     files: Vec<CheckpointRecord>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
@@ -151,6 +158,7 @@ mod tests {
             path: "/var/log/app.log".into(),
             dev: 2049,
             inode: 77,
+            birth_ns: 0,
             fingerprint: "ab".repeat(32),
             generation: 1,
         }

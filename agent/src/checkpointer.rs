@@ -17,12 +17,15 @@ use crate::checkpoint_file::{self, CheckpointError, CheckpointRecord};
 use crate::fingerprint::{DevInode, Identity};
 
 /// What the checkpoints say about a file being opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Resume {
     /// The generation to read the file under.
     pub(crate) generation: u32,
     /// The acked offset of that generation, if it has a checkpoint.
     pub(crate) acked: Option<ByteOffset>,
+    /// The id that checkpoint was written under (an adopted copy keeps the
+    /// id of the stream it continues, which its location does not give).
+    pub(crate) file_id: Option<FileId>,
     /// A generation no checkpoint at this location has used yet: the one to
     /// take after a truncation, so the new id never repeats an old one.
     pub(crate) next_generation: u32,
@@ -91,7 +94,7 @@ impl Checkpointer {
             self.files
                 .values()
                 .map(|state| &state.record)
-                .filter(move |r| r.dev == location.dev && r.inode == location.inode)
+                .filter(move |r| location.same_file(r.dev, r.inode, r.birth_ns))
         };
         let matching = at_location()
             .filter(|r| r.fingerprint == fingerprint)
@@ -101,11 +104,13 @@ impl Checkpointer {
             Some(record) => Resume {
                 generation: record.generation,
                 acked: Some(record.offset),
+                file_id: Some(record.file_id.clone()),
                 next_generation,
             },
             None => Resume {
                 generation: next_generation,
                 acked: None,
+                file_id: None,
                 next_generation,
             },
         }
@@ -123,6 +128,7 @@ impl Checkpointer {
                     path: path.to_path_buf(),
                     dev: identity.location.dev,
                     inode: identity.location.inode,
+                    birth_ns: identity.location.birth_ns,
                     fingerprint: identity.fingerprint.0.clone(),
                     generation: identity.generation,
                 },
@@ -139,12 +145,28 @@ impl Checkpointer {
             .files
             .values()
             .map(|state| &state.record)
-            .filter(|r| r.dev == identity.location.dev && r.inode == identity.location.inode)
+            .filter(|r| identity.location.same_file(r.dev, r.inode, r.birth_ns))
             .filter(|r| r.generation < identity.generation)
             .map(|r| r.file_id.clone())
             .collect();
         for file_id in superseded {
             self.retire(&file_id);
+        }
+    }
+
+    /// A copy at `identity.location` carries on the stream `identity.file_id`
+    /// from `start`: its checkpoint (if still kept) moves to the copy, with
+    /// its pending batches; otherwise a new one starts at `start`.
+    pub(crate) fn adopt(&mut self, identity: &Identity, path: &Path, start: ByteOffset) {
+        if let Some(state) = self.files.get_mut(&identity.file_id) {
+            state.record.path = path.to_path_buf();
+            state.record.dev = identity.location.dev;
+            state.record.inode = identity.location.inode;
+            state.record.birth_ns = identity.location.birth_ns;
+            state.retired = false;
+            self.dirty = true;
+        } else {
+            self.track(identity, path, start);
         }
     }
 
@@ -248,7 +270,11 @@ mod tests {
     use crate::fingerprint::{fingerprint_of_head, Identity};
 
     fn identity(first_line: &[u8]) -> Identity {
-        let location = DevInode { dev: 1, inode: 9 };
+        let location = DevInode {
+            dev: 1,
+            inode: 9,
+            birth_ns: 0,
+        };
         Identity::new(location, fingerprint_of_head(first_line).unwrap(), 0)
     }
 
@@ -300,7 +326,11 @@ mod tests {
         // Another first line on the same inode never reuses generation 0.
         let other = checkpointer.lookup(file.location, "other");
         assert_eq!((other.generation, other.acked), (1, None));
-        let elsewhere = DevInode { dev: 1, inode: 10 };
+        let elsewhere = DevInode {
+            dev: 1,
+            inode: 10,
+            birth_ns: 0,
+        };
         assert_eq!(checkpointer.lookup(elsewhere, "other").generation, 0);
     }
 

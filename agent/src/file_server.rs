@@ -6,7 +6,7 @@
 //! checkpoint write), so an idle agent sleeps. Reading pauses while
 //! `2 × max_in_flight` batches are unsettled: the files are the buffer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,9 +17,10 @@ use loghound_shared::Event;
 use crate::batcher::Batcher;
 use crate::checkpointer::Checkpointer;
 use crate::config::Settings;
+use crate::copies::{self, EndedStream, MAX_ENDED_STREAMS};
 use crate::discovery::{PathsProvider, Tags};
 use crate::file_watcher::{FileWatcher, ReadStatus};
-use crate::fingerprint::DevInode;
+use crate::fingerprint::{self, DevInode};
 use crate::lines::RawLine;
 use crate::shipper::{Outcome, Settled};
 use crate::watch::FsWatch;
@@ -54,6 +55,17 @@ pub(crate) struct FileServer {
     next_rescan: Instant,
     open_failures: HashSet<PathBuf>,
     lines: Vec<RawLine>,
+    /// Streams that ended recently, newest last: a copy may continue one.
+    ended: VecDeque<EndedStream>,
+    /// Copies of live files, not read while their original is (logged once).
+    shadowed: HashSet<PathBuf>,
+}
+
+/// What a file without a checkpoint of its own turned out to be.
+enum Origin {
+    New,
+    CopyOfLive,
+    Continues(EndedStream),
 }
 
 impl FileServer {
@@ -85,6 +97,8 @@ impl FileServer {
             next_rescan: Instant::now(),
             open_failures: HashSet::new(),
             lines: Vec::new(),
+            ended: VecDeque::new(),
+            shadowed: HashSet::new(),
         })
     }
 
@@ -97,7 +111,7 @@ impl FileServer {
         loop {
             let now = Instant::now();
             if now >= self.next_rescan {
-                self.rescan();
+                self.rescan()?;
             }
             self.read_ready()?;
             if let Some(batch) = self.batcher.poll(Instant::now())? {
@@ -155,7 +169,7 @@ impl FileServer {
     }
 
     /// Re-globs, re-stats every known file and releases vanished ones.
-    fn rescan(&mut self) {
+    fn rescan(&mut self) -> anyhow::Result<()> {
         self.fs_watch.watch_roots(&self.provider.roots());
         let mut seen = HashSet::new();
         let mut by_path = HashMap::new();
@@ -173,11 +187,12 @@ impl FileServer {
             } else {
                 watcher.missing_rescans += 1;
             }
-            match watcher.check_rewritten() {
-                Ok(Some(ReadStatus::Truncated { old: Some(old) })) => {
-                    self.checkpointer.retire(&old)
+            match watcher.check_truncated() {
+                Ok(Some(old)) => {
+                    self.checkpointer.retire(&old.identity.file_id);
+                    remember_ended(&mut self.ended, old);
                 }
-                Ok(_) => {}
+                Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, path = %watcher.path().display(), "cannot check file")
                 }
@@ -187,17 +202,34 @@ impl FileServer {
                 released.push(*location);
             }
         }
+        let any_released = !released.is_empty();
         for location in released {
-            self.release(location);
+            self.release(location)?;
         }
         self.ready.extend(self.watchers.keys().copied());
         self.next_rescan = Instant::now() + Duration::from_millis(self.settings.rescan_interval_ms);
+        if any_released && !self.shadowed.is_empty() {
+            // A shadowed copy may continue a released file.
+            self.next_rescan = Instant::now();
+        }
+        Ok(())
     }
 
-    fn release(&mut self, location: DevInode) {
+    /// Stops following a drained file that no glob finds any more: its
+    /// partial last line is shipped as it is, its descriptor closed.
+    fn release(&mut self, location: DevInode) -> anyhow::Result<()> {
+        if let Some(watcher) = self.watchers.get_mut(&location) {
+            self.lines.clear();
+            if watcher.flush_partial(&mut self.lines) {
+                self.emit(location)?;
+            }
+        }
         let Some(watcher) = self.watchers.remove(&location) else {
-            return;
+            return Ok(());
         };
+        if let Some(ended) = watcher.ended() {
+            remember_ended(&mut self.ended, ended);
+        }
         let deleted = watcher.is_deleted().unwrap_or(true);
         if let Some(identity) = watcher.identity() {
             if deleted {
@@ -205,6 +237,7 @@ impl FileServer {
             }
         }
         tracing::info!(path = %watcher.path().display(), deleted, "released file");
+        Ok(())
     }
 
     /// Makes sure the file at `path` is followed; returns its location.
@@ -223,7 +256,38 @@ impl FileServer {
             }
             return Some(location);
         }
-        match FileWatcher::open(path, tags, self.settings.max_line_bytes, &self.checkpointer) {
+        let opened = match self.origin(path, location) {
+            Ok(Some((file, Origin::Continues(ended)))) => {
+                let watcher = FileWatcher::continuing(
+                    path,
+                    file,
+                    location,
+                    &ended,
+                    tags,
+                    self.settings.max_line_bytes,
+                );
+                if let Some(identity) = watcher.identity() {
+                    tracing::info!(path = %path.display(), file_id = %identity.file_id, offset = %watcher.position(), "file is a copy of a stream that ended; carrying it on");
+                    self.checkpointer.adopt(identity, path, watcher.position());
+                }
+                self.shadowed.remove(path);
+                let location = watcher.location();
+                self.watchers.insert(location, watcher);
+                self.ready.insert(location);
+                return Some(location);
+            }
+            Ok(Some((_, Origin::CopyOfLive))) => {
+                if self.shadowed.insert(path.to_path_buf()) {
+                    tracing::info!(path = %path.display(), "file is a copy of a followed file; not read while that one is");
+                }
+                return None;
+            }
+            Ok(_) => {
+                FileWatcher::open(path, tags, self.settings.max_line_bytes, &self.checkpointer)
+            }
+            Err(error) => Err(error),
+        };
+        match opened {
             Ok(Some(watcher)) => {
                 self.open_failures.remove(path);
                 if let Some(identity) = watcher.identity() {
@@ -243,6 +307,54 @@ impl FileServer {
                 None
             }
         }
+    }
+
+    /// Whether the file at `path` (not followed yet) is new, or a copy of a
+    /// stream we follow or followed; see `copies.rs`. `None` while it has
+    /// no first line, and for files with a checkpoint of their own.
+    fn origin(
+        &mut self,
+        path: &Path,
+        location: DevInode,
+    ) -> std::io::Result<Option<(std::fs::File, Origin)>> {
+        let file = std::fs::File::open(path)?;
+        let Some(print) = fingerprint::fingerprint(&file)? else {
+            return Ok(None);
+        };
+        if self.checkpointer.lookup(location, &print.0).acked.is_some() {
+            return Ok(Some((file, Origin::New)));
+        }
+        let size = file.metadata()?.len();
+        let same_start: Vec<DevInode> = self
+            .watchers
+            .iter()
+            .filter(|(other, w)| {
+                **other != location && w.identity().is_some_and(|i| i.fingerprint == print)
+            })
+            .map(|(other, _)| *other)
+            .collect();
+        for other in same_start {
+            let watcher = self.watchers.get_mut(&other).expect("listed above");
+            // A copytruncate whose truncation we have not seen yet: end the
+            // original's stream now, so the copy can continue it.
+            if let Some(old) = watcher.check_truncated()? {
+                watcher.raise_generation(self.checkpointer.next_generation(other));
+                self.ready.insert(other);
+                remember_ended(&mut self.ended, old);
+                continue;
+            }
+            if copies::is_copy_of_live(&file, size, watcher.file())? {
+                return Ok(Some((file, Origin::CopyOfLive)));
+            }
+        }
+        for index in (0..self.ended.len()).rev() {
+            let ended = &self.ended[index];
+            if ended.identity.fingerprint == print && copies::continues(&file, size, ended)? {
+                let ended = self.ended.remove(index).expect("index in range");
+                return Ok(Some((file, Origin::Continues(ended))));
+            }
+        }
+        Ok(Some((file, Origin::New)))
     }
 
     fn on_fs_event(&mut self, event: notify::Result<notify::Event>) {
@@ -298,10 +410,16 @@ impl FileServer {
                     }
                     self.emit(location)?;
                 }
-                Ok(ReadStatus::Truncated { .. }) => {
+                Ok(ReadStatus::Truncated { old }) => {
                     // The old generation's checkpoint stays until the new one
                     // is tracked: it keeps the generation from being reused.
                     watcher.raise_generation(self.checkpointer.next_generation(location));
+                    if let Some(old) = old {
+                        remember_ended(&mut self.ended, old);
+                        if !self.shadowed.is_empty() {
+                            self.next_rescan = Instant::now();
+                        }
+                    }
                 }
                 Ok(ReadStatus::Identified) => {
                     if let Some(identity) = watcher.identity() {
@@ -434,4 +552,12 @@ impl FileServer {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Remembers a stream that ended, forgetting the oldest beyond the bound.
+fn remember_ended(ended: &mut VecDeque<EndedStream>, stream: EndedStream) {
+    if ended.len() >= MAX_ENDED_STREAMS {
+        ended.pop_front();
+    }
+    ended.push_back(stream);
 }

@@ -5,15 +5,23 @@
 //! was appended since the last call and reports what happened. It holds the
 //! file open, so a file deleted or renamed while followed can still be read
 //! to its end, and its inode cannot be reused meanwhile.
+//!
+//! Life cycle: opened (no identity until its first line is complete) →
+//! identified → read, any number of times → either truncated (the stream
+//! ends as an [`EndedStream`]; reading restarts at 0 under the next
+//! generation) or released by the scheduler once it is drained and no glob
+//! finds it any more; a partial last line is then shipped as it is
+//! ([`FileWatcher::flush_partial`]) rather than lost.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use loghound_shared::{ByteOffset, FileId};
+use loghound_shared::ByteOffset;
 
 use crate::checkpointer::Checkpointer;
+use crate::copies::{EndedStream, TAIL_BYTES};
 use crate::discovery::Tags;
 use crate::fingerprint::{self, DevInode, Identity};
 use crate::lines::{LineSplitter, RawLine};
@@ -28,8 +36,8 @@ pub(crate) enum ReadStatus {
     /// before the end of the file.
     Lines { more: bool },
     /// The file shrank below the read position: it was truncated. Reading
-    /// restarts at 0 under a new generation; `old` is the id that ended.
-    Truncated { old: Option<FileId> },
+    /// restarts at 0 under a new generation; `old` is the stream that ended.
+    Truncated { old: Option<EndedStream> },
     /// The file (re)gained an identity, after a truncation.
     Identified,
     /// The file has no identity yet (no complete first line).
@@ -47,6 +55,9 @@ pub(crate) struct FileWatcher {
     splitter: LineSplitter,
     tags: Tags,
     buffer: Vec<u8>,
+    /// The last bytes read (up to [`TAIL_BYTES`]), ending at the consumed
+    /// position: what a copy of this stream must hold at the same place.
+    tail: Vec<u8>,
     /// Consecutive rescans that did not find the file at any matching path.
     pub(crate) missing_rescans: u32,
 }
@@ -67,25 +78,101 @@ impl FileWatcher {
             return Ok(None);
         };
         let resume = checkpoints.lookup(location, &print.0);
-        let (generation, start) = match resume.acked {
-            Some(offset) if metadata.len() < offset.0 => {
+        let identity = match (resume.acked, resume.file_id) {
+            (Some(offset), _) if metadata.len() < offset.0 => {
                 tracing::info!(path = %path.display(), acked = %offset, size = metadata.len(), "file was truncated while the agent was stopped; reading from the start");
-                (resume.next_generation, ByteOffset(0))
+                (
+                    Identity::new(location, print, resume.next_generation),
+                    ByteOffset(0),
+                )
             }
-            Some(offset) => (resume.generation, offset),
-            None => (resume.generation, ByteOffset(0)),
+            (Some(offset), Some(file_id)) => (
+                Identity::with_file_id(location, print, resume.generation, file_id),
+                offset,
+            ),
+            _ => (
+                Identity::new(location, print, resume.generation),
+                ByteOffset(0),
+            ),
         };
-        Ok(Some(Self {
+        Ok(Some(Self::with_identity(
+            path,
+            file,
+            identity.0,
+            identity.1,
+            tags,
+            max_line_bytes,
+        )))
+    }
+
+    /// Opens `path`, a copy of the stream `ended`, to carry that stream on
+    /// under its id from where it ended (see `copies.rs`).
+    pub(crate) fn continuing(
+        path: &Path,
+        file: File,
+        location: DevInode,
+        ended: &EndedStream,
+        tags: Tags,
+        max_line_bytes: usize,
+    ) -> Self {
+        let old = &ended.identity;
+        let identity = Identity::with_file_id(
+            location,
+            old.fingerprint.clone(),
+            old.generation,
+            old.file_id.clone(),
+        );
+        Self::with_identity(path, file, identity, ended.resume_at, tags, max_line_bytes)
+    }
+
+    fn with_identity(
+        path: &Path,
+        file: File,
+        identity: Identity,
+        start: ByteOffset,
+        tags: Tags,
+        max_line_bytes: usize,
+    ) -> Self {
+        Self {
             path: path.to_path_buf(),
             file,
-            location,
-            generation,
-            identity: Some(Identity::new(location, print, generation)),
+            location: identity.location,
+            generation: identity.generation,
+            identity: Some(identity),
             splitter: LineSplitter::new(start, max_line_bytes),
             tags,
             buffer: Vec::new(),
+            tail: Vec::new(),
             missing_rescans: 0,
-        }))
+        }
+    }
+
+    /// The open file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Ships the partial last line as it is, for a file that is released
+    /// and so will never get its `\n`; true if there was one.
+    pub(crate) fn flush_partial(&mut self, lines: &mut Vec<RawLine>) -> bool {
+        match self.splitter.take_partial() {
+            Some(line) => {
+                tracing::info!(path = %self.path.display(), offset = %line.offset, "shipping the partial last line of a released file");
+                lines.push(line);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The stream as it stands, to be remembered once the file is released.
+    pub(crate) fn ended(&self) -> Option<EndedStream> {
+        self.identity.as_ref().map(|identity| EndedStream {
+            identity: identity.clone(),
+            resume_at: self.splitter.pending_line_start(),
+            consumed: self.splitter.consumed(),
+            tail: self.tail.clone(),
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -133,7 +220,7 @@ impl FileWatcher {
         lines: &mut Vec<RawLine>,
     ) -> io::Result<ReadStatus> {
         let size = self.file.metadata()?.len();
-        if size < self.splitter.consumed().0 {
+        if size < self.splitter.consumed().0 || self.rewritten_below_position()? {
             return Ok(self.truncated(size));
         }
         if self.identity.is_none() {
@@ -161,6 +248,7 @@ impl FileWatcher {
                 Err(error) => return Err(error),
             };
             self.splitter.push(&self.buffer[..read], lines);
+            remember_tail(&mut self.tail, &self.buffer[..read]);
             budget -= read;
         }
         Ok(ReadStatus::Lines {
@@ -168,19 +256,50 @@ impl FileWatcher {
         })
     }
 
-    /// The first line changed although the file did not shrink below our
-    /// position: it was truncated and rewritten between two looks.
-    pub(crate) fn check_rewritten(&mut self) -> io::Result<Option<ReadStatus>> {
+    /// Whether the bytes just before our position are no longer the ones we
+    /// read there: the file was truncated and written past our position
+    /// between two looks (copytruncate under a busy writer), so its size
+    /// alone does not tell. One small read per call.
+    fn rewritten_below_position(&self) -> io::Result<bool> {
+        let position = self.splitter.consumed().0;
+        let check = self.tail.len().min(REWRITE_CHECK_BYTES);
+        if check == 0 || position < check as u64 {
+            return Ok(false);
+        }
+        let mut on_disk = [0u8; REWRITE_CHECK_BYTES];
+        let on_disk = &mut on_disk[..check];
+        let mut filled = 0;
+        while filled < check {
+            match self
+                .file
+                .read_at(&mut on_disk[filled..], position - (check - filled) as u64)
+            {
+                Ok(0) => return Ok(true),
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(on_disk[..] != self.tail[self.tail.len() - check..])
+    }
+
+    /// Whether the file was truncated since the last look: it shrank below
+    /// our position, or its first line changed (truncated and rewritten
+    /// between two looks). Returns the stream that ended.
+    pub(crate) fn check_truncated(&mut self) -> io::Result<Option<EndedStream>> {
         let Some(identity) = &self.identity else {
             return Ok(None);
         };
-        match fingerprint::fingerprint(&self.file)? {
-            Some(print) if print != identity.fingerprint => {
-                let size = self.file.metadata()?.len();
-                Ok(Some(self.truncated(size)))
-            }
-            _ => Ok(None),
+        let size = self.file.metadata()?.len();
+        let rewritten = size >= self.splitter.consumed().0
+            && fingerprint::fingerprint(&self.file)?.is_some_and(|p| p != identity.fingerprint);
+        if size < self.splitter.consumed().0 || rewritten {
+            return Ok(match self.truncated(size) {
+                ReadStatus::Truncated { old } => old,
+                _ => None,
+            });
         }
+        Ok(None)
     }
 
     /// Moves to a generation at least `generation` (one no checkpoint at
@@ -192,11 +311,29 @@ impl FileWatcher {
 
     fn truncated(&mut self, size: u64) -> ReadStatus {
         tracing::info!(path = %self.path.display(), position = %self.splitter.consumed(), size, "file truncated; reading it again from the start");
+        let old = self.ended();
         self.generation += 1;
         self.splitter.reset(ByteOffset(0));
-        let old = self.identity.take().map(|identity| identity.file_id);
+        self.tail.clear();
+        self.identity = None;
         ReadStatus::Truncated { old }
     }
+}
+
+/// Bytes before the read position compared on every read to notice a
+/// truncate-and-rewrite that the size does not show.
+const REWRITE_CHECK_BYTES: usize = 64;
+
+/// Keeps the last [`TAIL_BYTES`] of everything read in `tail`.
+fn remember_tail(tail: &mut Vec<u8>, read: &[u8]) {
+    if read.len() >= TAIL_BYTES {
+        tail.clear();
+        tail.extend_from_slice(&read[read.len() - TAIL_BYTES..]);
+        return;
+    }
+    let overflow = (tail.len() + read.len()).saturating_sub(TAIL_BYTES);
+    tail.drain(..overflow);
+    tail.extend_from_slice(read);
 }
 
 #[cfg(test)]
@@ -246,12 +383,15 @@ mod tests {
 
         // Truncated to empty, then rewritten.
         std::fs::write(&path, b"").unwrap();
-        assert_eq!(
-            watcher.read(1 << 20, &mut lines).unwrap(),
-            ReadStatus::Truncated {
-                old: Some(first_id.clone())
+        match watcher.read(1 << 20, &mut lines).unwrap() {
+            ReadStatus::Truncated { old: Some(old) } => {
+                assert_eq!(old.identity.file_id, first_id);
+                assert_eq!(old.consumed, ByteOffset(19));
+                assert_eq!(old.resume_at, ByteOffset(16));
+                assert_eq!(old.tail, b"partial one\ntwo\nthr");
             }
-        );
+            other => panic!("expected a truncation, got {other:?}"),
+        }
         assert_eq!(
             watcher.read(1 << 20, &mut lines).unwrap(),
             ReadStatus::Waiting
@@ -295,6 +435,40 @@ mod tests {
     }
 
     #[test]
+    fn rewrite_past_the_position_with_the_same_first_line_is_a_truncation() {
+        // Regression: copytruncate under a busy writer grew the file past
+        // our position before we looked, and the size alone said "appended".
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, b"header\nold line 1\nold line 2\n");
+        let checkpoints = Checkpointer::load(dir.path()).unwrap();
+        let mut watcher = FileWatcher::open(&path, Tags::default(), 100, &checkpoints)
+            .unwrap()
+            .unwrap();
+        let mut lines = Vec::new();
+        while let ReadStatus::Identified = watcher.read(1000, &mut lines).unwrap() {}
+        assert_eq!(messages(&lines), ["header", "old line 1", "old line 2"]);
+        std::fs::write(
+            &path,
+            b"header\nnew line 1 is longer\nnew line 2 is longer\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            watcher.read(1000, &mut lines).unwrap(),
+            ReadStatus::Truncated { .. }
+        ));
+        lines.clear();
+        while !matches!(
+            watcher.read(1000, &mut lines).unwrap(),
+            ReadStatus::Lines { more: false }
+        ) {}
+        assert_eq!(
+            messages(&lines),
+            ["header", "new line 1 is longer", "new line 2 is longer"]
+        );
+    }
+
+    #[test]
     fn rewritten_file_is_seen_as_truncated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
@@ -307,9 +481,7 @@ mod tests {
         watcher.read(100, &mut lines).unwrap();
         // Truncated and rewritten longer than our position before we looked.
         std::fs::write(&path, b"another first line\n").unwrap();
-        assert!(matches!(
-            watcher.check_rewritten().unwrap(),
-            Some(ReadStatus::Truncated { .. })
-        ));
+        assert!(watcher.check_truncated().unwrap().is_some());
+        assert!(watcher.check_truncated().unwrap().is_none(), "only once");
     }
 }

@@ -2,10 +2,15 @@
 //!
 //! A path is not an identity (rotation renames files) and neither is an
 //! inode alone (inodes are reused). A [`FileId`] is a digest of the device,
-//! the inode, a fingerprint of the file's first line and a truncation
-//! generation: a renamed file keeps its id, a new file on a reused inode gets
-//! a new one (its first line differs), and a truncated file gets a new one
-//! (its generation is bumped).
+//! the inode, the inode's birth time (where the file system records one), a
+//! fingerprint of the file's first line and a truncation generation: a
+//! renamed file keeps its id; a new file on a reused inode gets a new one
+//! (its birth time differs, and usually its first line too); a truncated
+//! file gets a new one (its generation is bumped).
+//!
+//! A copy (copytruncate's `app.log.1`) is a new inode and so would get a new
+//! id; `copies.rs` recognises it by content and lets it carry on the id of
+//! the stream it copies, see there.
 
 use std::fs::File;
 use std::io;
@@ -22,14 +27,32 @@ pub(crate) const FINGERPRINT_MAX_BYTES: usize = 1024;
 pub(crate) struct DevInode {
     pub(crate) dev: u64,
     pub(crate) inode: u64,
+    /// Birth time of the inode in nanoseconds since the epoch; 0 where the
+    /// file system does not record it. Tells a reused inode from its
+    /// previous life even when both start with the same line.
+    pub(crate) birth_ns: u64,
 }
 
 impl DevInode {
     pub(crate) fn of(metadata: &std::fs::Metadata) -> Self {
+        let birth_ns = metadata
+            .created()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| since.as_nanos() as u64);
         Self {
             dev: metadata.dev(),
             inode: metadata.ino(),
+            birth_ns,
         }
+    }
+
+    /// Same inode in the same life. A birth time of 0 (unknown, or a
+    /// checkpoint written before birth times were recorded) matches any.
+    pub(crate) fn same_file(&self, dev: u64, inode: u64, birth_ns: u64) -> bool {
+        self.dev == dev
+            && self.inode == inode
+            && (self.birth_ns == birth_ns || self.birth_ns == 0 || birth_ns == 0)
     }
 }
 
@@ -50,6 +73,17 @@ pub(crate) struct Identity {
 impl Identity {
     pub(crate) fn new(location: DevInode, fingerprint: Fingerprint, generation: u32) -> Self {
         let file_id = file_id(location, &fingerprint, generation);
+        Self::with_file_id(location, fingerprint, generation, file_id)
+    }
+
+    /// An identity that keeps an id given earlier: a checkpointed id, or
+    /// the id of the stream a copy continues.
+    pub(crate) fn with_file_id(
+        location: DevInode,
+        fingerprint: Fingerprint,
+        generation: u32,
+        file_id: FileId,
+    ) -> Self {
         Self {
             location,
             fingerprint,
@@ -97,6 +131,10 @@ pub(crate) fn file_id(location: DevInode, fingerprint: &Fingerprint, generation:
     let mut hasher = Sha256::new();
     hasher.update(location.dev.to_le_bytes());
     hasher.update(location.inode.to_le_bytes());
+    // Hashed only when known, so ids from before birth times stay the same.
+    if location.birth_ns != 0 {
+        hasher.update(location.birth_ns.to_le_bytes());
+    }
     hasher.update(fingerprint.0.as_bytes());
     hasher.update(generation.to_le_bytes());
     let digest = hasher.finalize();
@@ -185,15 +223,46 @@ mod tests {
 
     #[test]
     fn same_inode_different_first_line_gets_a_new_id() {
-        let location = DevInode { dev: 1, inode: 42 };
+        let location = DevInode {
+            dev: 1,
+            inode: 42,
+            birth_ns: 0,
+        };
         let a = fingerprint_of_head(b"line a\n").unwrap();
         let b = fingerprint_of_head(b"line b\n").unwrap();
         assert_ne!(file_id(location, &a, 0), file_id(location, &b, 0));
     }
 
     #[test]
+    fn reused_inode_with_the_same_first_line_gets_a_new_id() {
+        let print = fingerprint_of_head(b"# header\n").unwrap();
+        let first_life = DevInode {
+            dev: 1,
+            inode: 42,
+            birth_ns: 1_000,
+        };
+        let second_life = DevInode {
+            birth_ns: 2_000,
+            ..first_life
+        };
+        assert_ne!(
+            file_id(first_life, &print, 0),
+            file_id(second_life, &print, 0)
+        );
+        assert!(!first_life.same_file(1, 42, 2_000));
+        assert!(
+            first_life.same_file(1, 42, 0),
+            "old checkpoints still match"
+        );
+    }
+
+    #[test]
     fn truncation_generation_changes_the_id() {
-        let location = DevInode { dev: 1, inode: 42 };
+        let location = DevInode {
+            dev: 1,
+            inode: 42,
+            birth_ns: 0,
+        };
         let print = fingerprint_of_head(b"same\n").unwrap();
         assert_ne!(file_id(location, &print, 0), file_id(location, &print, 1));
         assert_eq!(file_id(location, &print, 1), file_id(location, &print, 1));

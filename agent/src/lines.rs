@@ -123,6 +123,24 @@ impl LineSplitter {
         }
     }
 
+    /// Ends the partial last line where the bytes end, for a file that
+    /// will never get its `\n` (it was released): `None` if there is none.
+    pub(crate) fn take_partial(&mut self) -> Option<RawLine> {
+        if self.consumed == self.line_start {
+            return None;
+        }
+        let line = RawLine {
+            offset: ByteOffset(self.line_start),
+            end_offset: ByteOffset(self.consumed),
+            bytes: std::mem::take(&mut self.partial),
+            truncated: self.overflow_bytes > 0,
+        };
+        self.line_start = self.consumed;
+        self.overflow_bytes = 0;
+        self.overflow_is_cr = false;
+        Some(line)
+    }
+
     fn append(&mut self, body: &[u8]) {
         let room = self.max_line_bytes - self.partial.len();
         let (kept, dropped) = body.split_at(room.min(body.len()));
@@ -257,6 +275,18 @@ mod tests {
             .into_text();
         assert_eq!(text.message, "abc");
         assert!(!text.invalid_utf8);
+    }
+
+    #[test]
+    fn partial_line_is_taken_as_is_and_only_once() {
+        let mut splitter = LineSplitter::new(ByteOffset(10), 100);
+        assert_eq!(
+            split(&mut splitter, b"done\nhalf"),
+            vec![line(10, 15, b"done", false)]
+        );
+        assert_eq!(splitter.take_partial(), Some(line(15, 19, b"half", false)));
+        assert_eq!(splitter.pending_line_start(), ByteOffset(19));
+        assert_eq!(splitter.take_partial(), None);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! The pipeline, one module each:
 //! - [`config`]: `agent.toml` and flags → validated settings;
 //! - [`discovery`]: globs → paths; [`watch`]: change notification;
-//! - [`fingerprint`]: file identity; [`lines`]: bytes → lines;
+//! - [`fingerprint`]: file identity; [`copies`]: copies of known streams;
+//! - [`lines`]: bytes → lines;
 //! - [`file_watcher`]: one followed file (position, truncation);
 //! - [`batcher`]: lines → compressed batches; [`shipper`]: HTTP and retries;
 //! - [`checkpointer`] and [`checkpoint_file`]: acked offsets, on disk;
@@ -17,6 +18,7 @@ mod batcher;
 mod checkpoint_file;
 mod checkpointer;
 mod config;
+mod copies;
 mod discovery;
 mod file_server;
 mod file_watcher;

@@ -14,18 +14,26 @@
 //! - [`http`]: the ingest and search API as a test client sees it;
 //! - [`wait`]: bounded polling until the server holds what a test expects;
 //! - [`data`]: events, numbered lines, corpus files and a word counter that
-//!   is independent of the server's tokenizer code.
+//!   is independent of the server's tokenizer code;
+//! - [`writer`]: a thread appending numbered lines at a steady rate, which a
+//!   test can pause and point at a new file, as a rotated application does;
+//! - [`fds`]: the open file descriptors of a process (`/proc/PID/fd`).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod data;
+pub mod fds;
 pub mod http;
 pub mod paths;
 pub mod process;
 pub mod wait;
+pub mod writer;
 
 pub use http::{search, search_all, Hit, SearchPage};
 pub use process::{token, Agent, Server};
-pub use wait::{assert_count_stays, wait_for_count, wait_until_count_at_least};
+pub use wait::{
+    assert_count_stays, assert_each_number_once, wait_for_count, wait_until_count_at_least,
+};
 
 /// A fresh temporary directory for one test; removed when dropped.
 pub fn temp_dir() -> tempfile::TempDir {

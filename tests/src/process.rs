@@ -293,6 +293,42 @@ impl Agent {
         self.spawn();
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the agent to exit;
+    /// returns its exit status. Panics (printing the log) if it does not
+    /// exit in time.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("agent is running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM failed: {status}");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("poll the agent process") {
+                append_marker(&self.log_path, &format!("exited after SIGTERM: {status}"));
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "agent did not exit within {timeout:?} of SIGTERM\n{}",
+                    log_tail(&self.log_path)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the agent again after it stopped (SIGTERM or SIGKILL), with
+    /// the same state directory and arguments.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "agent is still running");
+        append_marker(&self.log_path, "starting again");
+        self.spawn();
+    }
+
     /// Points later restarts at another server URL.
     pub fn set_server_url(&mut self, url: &str) {
         self.server_url = url.to_string();

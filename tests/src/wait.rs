@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::http::search_page;
+use crate::data::parse_numbered;
+use crate::http::{hit_message, search_all, search_page};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -73,4 +74,33 @@ pub fn assert_count_stays(base_url: &str, token: &str, q: &str, expected: u64, d
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Checks that every [`crate::data::numbered_line`] `0..total` with `tag` is
+/// searchable exactly once, and nothing else with that tag is: the count of
+/// each number over all pages of the search for `tag`.
+pub fn assert_each_number_once(base_url: &str, token: &str, tag: &str, total: u64) {
+    let mut seen = vec![0u32; total as usize];
+    let mut foreign = Vec::new();
+    for hit in search_all(base_url, token, tag) {
+        let message = hit_message(&hit);
+        match parse_numbered(tag, message) {
+            Some(number) if number < total => seen[number as usize] += 1,
+            _ => foreign.push(message.to_string()),
+        }
+    }
+    let wrong: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, copies)| **copies != 1)
+        .map(|(number, copies)| format!("line {number}: {copies} copies"))
+        .collect();
+    assert!(
+        wrong.is_empty() && foreign.is_empty(),
+        "{} of {total} lines not present exactly once (first: {:?}); {} foreign hits (first: {:?})",
+        wrong.len(),
+        &wrong[..wrong.len().min(10)],
+        foreign.len(),
+        &foreign[..foreign.len().min(5)],
+    );
 }

@@ -17,6 +17,9 @@ use loghound_tests::{temp_dir, token, wait_for_count, Agent, Server};
 
 const WAIT: Duration = Duration::from_secs(120);
 
+/// One CSV row, by column name.
+type Row = HashMap<String, String>;
+
 struct Dataset {
     name: &'static str,
     /// CSV column holding the level, if the dataset has one.
@@ -24,7 +27,7 @@ struct Dataset {
     /// CSV column naming the component, if any.
     component_column: Option<&'static str>,
     /// Event time from a CSV row, for datasets whose lines carry a full date.
-    time_ms: Option<fn(&HashMap<String, String>) -> Option<i64>>,
+    time_ms: Option<fn(&Row) -> Option<i64>>,
 }
 
 const DATASETS: [Dataset; 12] = [

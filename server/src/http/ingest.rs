@@ -41,21 +41,7 @@ pub(super) async fn ingest(
             AgentId::new(v).map_err(|e| AppError::bad_request(format!("{HEADER_AGENT}: {e}")))
         })?;
 
-    let limit = state.max_body_bytes;
-    let bytes = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                AppError::too_large(
-                    format!("request body exceeds max_compressed_bytes ({limit})"),
-                    "max_compressed_bytes",
-                )
-            } else {
-                AppError::bad_request(format!("could not read request body: {error}"))
-            }
-        })?
-        .to_bytes();
+    let bytes = read_body(body, state.max_body_bytes).await?;
 
     let backend = state.ingest.clone();
     let received_at_ms = crate::timeparse::now_ms();
@@ -65,4 +51,40 @@ pub(super) async fn ingest(
             .map_err(AppError::internal)??;
     state.ingest.wait_durable(seq).await;
     Ok(Json(response))
+}
+
+/// Past the limit, how much more of a body is read and thrown away so that
+/// the client, still sending, gets the 413 instead of a broken pipe.
+const MAX_DRAIN_BYTES: usize = 64 << 20;
+
+/// Reads the body, refusing more than `limit` bytes without holding them.
+async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, AppError> {
+    let mut collected = Vec::new();
+    let mut over_by = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            AppError::bad_request(format!("could not read request body: {error}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if over_by == 0 && collected.len() + data.len() <= limit {
+            collected.extend_from_slice(&data);
+            continue;
+        }
+        if over_by == 0 {
+            collected = Vec::new();
+        }
+        over_by += data.len();
+        if over_by > MAX_DRAIN_BYTES {
+            break;
+        }
+    }
+    if over_by > 0 {
+        return Err(AppError::too_large(
+            format!("request body exceeds max_compressed_bytes ({limit})"),
+            "max_compressed_bytes",
+        ));
+    }
+    Ok(collected)
 }

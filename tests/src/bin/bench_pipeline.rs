@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use loghound_tests::bench::{corpus_lines, dir_size, percentile, usage};
 use loghound_tests::http::search_page;
-use loghound_tests::paths::corpus_dir;
 use loghound_tests::{token, Agent, Server};
 
 struct Args {
@@ -51,24 +51,6 @@ fn parse_args() -> Args {
     args
 }
 
-/// Corpus lines without their line ends.
-fn corpus_lines() -> Vec<String> {
-    let mut lines = Vec::new();
-    let loghub = corpus_dir().join("loghub");
-    let mut names: Vec<_> = fs::read_dir(&loghub)
-        .expect("read the loghub corpus")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    names.push(corpus_dir().join("apache_access").join("apache_logs"));
-    names.sort();
-    for path in names {
-        let text = fs::read_to_string(&path).expect("read a corpus file");
-        lines.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()));
-    }
-    lines
-}
-
 fn write_bulk(path: &Path, target_bytes: u64) -> (u64, u64) {
     let lines = corpus_lines();
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create bulk file"));
@@ -88,36 +70,10 @@ fn write_bulk(path: &Path, target_bytes: u64) -> (u64, u64) {
     (bytes, count)
 }
 
-/// CPU seconds (user + system) and peak RSS (bytes) of a process.
-fn usage(pid: u32) -> Option<(f64, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some((ticks / 100.0, hwm_kib * 1024))
-}
-
 fn count(url: &str, token: &str, q: &str) -> u64 {
     search_page(url, token, q, 0, None)
         .map(|p| p.count)
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Appends probe lines one by one and measures until each is searchable.
@@ -236,7 +192,7 @@ fn main() {
         &AtomicBool::new(false),
     );
     let loaded = loaded.lock().expect("probe results").clone();
-    let index_bytes: u64 = walk_size(&data.join("indexes"));
+    let index_bytes: u64 = dir_size(&data.join("indexes"));
 
     println!("## pipeline: {} MiB, {lines} lines, one file", args.mib);
     println!("| metric | value |\n|---|---|");
@@ -274,18 +230,4 @@ fn main() {
     }
     drop(agent);
     drop(server);
-}
-
-fn walk_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => walk_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
