@@ -139,6 +139,7 @@ mod tests {
             tags: BTreeMap::new(),
             truncated: false,
             invalid_utf8: false,
+            format: None,
         }
     }
 

@@ -60,6 +60,10 @@ pub(crate) struct ConfigFile {
     /// Tags for the files matched by the top-level `paths`.
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
+    /// How the server parses the lines of the top-level `paths`: `auto`
+    /// (default), `json`, `apache`, `syslog` or `plain`.
+    #[serde(default)]
+    pub(crate) format: Option<String>,
     /// Globs of files never to follow; `*.gz` is always excluded. A glob
     /// without `/` matches the file name, one with `/` the whole path.
     #[serde(default)]
@@ -99,6 +103,10 @@ pub(crate) struct InputConfig {
     /// Tags added to every line of these files, such as `app = "api"`.
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
+    /// How the server parses these files' lines: `auto` (default), `json`,
+    /// `apache`, `syslog` or `plain`.
+    #[serde(default)]
+    pub(crate) format: Option<String>,
 }
 
 const fn default_batch_max_bytes() -> usize {
@@ -146,7 +154,11 @@ pub(crate) struct Overrides {
 pub(crate) struct Input {
     pub(crate) globs: Vec<String>,
     pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) format: Option<String>,
 }
+
+/// Format hints the server knows.
+const FORMATS: [&str; 5] = ["auto", "json", "apache", "syslog", "plain"];
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -238,23 +250,35 @@ pub(crate) fn resolve(
         inputs.push(Input {
             globs: overrides.paths,
             tags: file.tags.clone(),
+            format: file.format.clone(),
         });
     } else if !file.paths.is_empty() {
         inputs.push(Input {
             globs: file.paths,
             tags: file.tags.clone(),
+            format: file.format.clone(),
         });
     }
     for input in file.inputs {
         inputs.push(Input {
             globs: input.paths,
             tags: input.tags,
+            format: input.format,
         });
     }
     if inputs.iter().all(|input| input.globs.is_empty()) {
         return Err(invalid("paths", "no file to follow (--path GLOB)".into()));
     }
     for (index, input) in inputs.iter().enumerate() {
+        if let Some(format) = input.format.as_deref().filter(|f| !FORMATS.contains(f)) {
+            return Err(invalid(
+                &format!("format (input {index})"),
+                format!(
+                    "unknown format {format:?}; use one of {}",
+                    FORMATS.join(", ")
+                ),
+            ));
+        }
         for glob in &input.globs {
             discovery::check_glob(glob)
                 .map_err(|reason| invalid(&format!("paths (input {index})"), reason))?;
@@ -386,6 +410,21 @@ mod tests {
         assert_eq!(settings.shutdown_timeout_ms, 5000);
         assert_eq!(settings.zstd_level, 3);
         assert_eq!(settings.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    }
+
+    #[test]
+    fn unknown_format_is_rejected_with_its_key() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            [[inputs]]
+            paths = ["/var/log/api/*.log"]
+            format = "xml"
+            "#,
+        )
+        .unwrap();
+        let error = resolve(Some((Path::new("agent.toml"), file)), minimal()).unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("format") && text.contains("xml"), "{text}");
     }
 
     #[test]

@@ -14,8 +14,17 @@ use walkdir::WalkDir;
 
 use crate::config::Input;
 
-/// Tags shared by every file of one input.
-pub(crate) type Tags = Arc<BTreeMap<String, String>>;
+/// What the configuration attaches to every line of one input's files.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct InputLabels {
+    /// Tags such as `app = "api"`.
+    pub(crate) tags: BTreeMap<String, String>,
+    /// The parsing hint for the server, if configured.
+    pub(crate) format: Option<String>,
+}
+
+/// Labels shared by every file of one input.
+pub(crate) type Tags = Arc<InputLabels>;
 
 /// Exclusion applied to every input.
 const ALWAYS_EXCLUDED: &str = "*.gz";
@@ -112,7 +121,10 @@ impl PathsProvider {
     pub(crate) fn new(inputs: &[Input], exclude: &[String]) -> Result<Self, String> {
         let mut globs = Vec::new();
         for input in inputs {
-            let tags = Arc::new(input.tags.clone());
+            let tags = Arc::new(InputLabels {
+                tags: input.tags.clone(),
+                format: input.format.clone(),
+            });
             for pattern in &input.globs {
                 let path = absolute(pattern);
                 let (base, max_depth) = base_and_depth(&path);
@@ -209,6 +221,7 @@ mod tests {
         Input {
             globs: globs.to_vec(),
             tags: BTreeMap::from([("app".into(), "x".into())]),
+            format: Some("json".into()),
         }
     }
 

@@ -6,6 +6,7 @@
 //! checkpoint write), so an idle agent sleeps. Reading pauses while
 //! `2 × max_in_flight` batches are unsettled: the files are the buffer.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,6 +30,9 @@ use crate::watch::FsWatch;
 const READ_BUDGET_BYTES: usize = 256 << 10;
 /// Checkpoints are written at most this often while acks arrive.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+/// How long an apparent copy of a live file waits for that file's
+/// truncation (copytruncate) before it is read as a file of its own.
+const COPY_GRACE: Duration = Duration::from_secs(5);
 /// Rescans a file must be missing from the globs before it is released.
 const RELEASE_AFTER_MISSING_RESCANS: u32 = 2;
 
@@ -57,8 +61,9 @@ pub(crate) struct FileServer {
     lines: Vec<RawLine>,
     /// Streams that ended recently, newest last: a copy may continue one.
     ended: VecDeque<EndedStream>,
-    /// Copies of live files, not read while their original is (logged once).
-    shadowed: HashSet<PathBuf>,
+    /// Apparent copies of live files and when each was first seen: not read
+    /// for [`COPY_GRACE`], waiting for the original's truncation.
+    shadowed: HashMap<PathBuf, Instant>,
 }
 
 /// What a file without a checkpoint of its own turned out to be.
@@ -98,7 +103,7 @@ impl FileServer {
             open_failures: HashSet::new(),
             lines: Vec::new(),
             ended: VecDeque::new(),
-            shadowed: HashSet::new(),
+            shadowed: HashMap::new(),
         })
     }
 
@@ -276,13 +281,23 @@ impl FileServer {
                 self.ready.insert(location);
                 return Some(location);
             }
-            Ok(Some((_, Origin::CopyOfLive))) => {
-                if self.shadowed.insert(path.to_path_buf()) {
-                    tracing::info!(path = %path.display(), "file is a copy of a followed file; not read while that one is");
+            Ok(Some((_, Origin::CopyOfLive)))
+                if self
+                    .shadowed
+                    .get(path)
+                    .is_none_or(|seen| seen.elapsed() < COPY_GRACE) =>
+            {
+                if let Entry::Vacant(slot) = self.shadowed.entry(path.to_path_buf()) {
+                    slot.insert(Instant::now());
+                    tracing::info!(path = %path.display(), "file looks like a copy of a followed file; waiting for that one's truncation");
                 }
                 return None;
             }
             Ok(_) => {
+                // A file that still looks like a copy after the grace period
+                // is read as a file of its own: two files may simply hold
+                // the same lines, and reading twice beats never reading.
+                self.shadowed.remove(path);
                 FileWatcher::open(path, tags, self.settings.max_line_bytes, &self.checkpointer)
             }
             Err(error) => Err(error),
@@ -468,9 +483,10 @@ impl FileServer {
                 source: source.clone(),
                 message: text.message,
                 read_at_ms,
-                tags: (*tags).clone(),
+                tags: tags.tags.clone(),
                 truncated,
                 invalid_utf8: text.invalid_utf8,
+                format: tags.format.clone(),
             };
             if let Some(batch) = self
                 .batcher

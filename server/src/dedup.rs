@@ -154,6 +154,7 @@ mod tests {
             tags: Default::default(),
             truncated: false,
             invalid_utf8: false,
+            format: None,
         }
     }
 

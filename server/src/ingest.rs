@@ -169,6 +169,7 @@ mod tests {
             tags: Default::default(),
             truncated: false,
             invalid_utf8: false,
+            format: None,
         };
         let kept = take_indices((0..5).map(dummy).collect(), &[1, 3]);
         let positions: Vec<_> = kept.iter().map(|(i, e)| (*i, e.offset.0)).collect();

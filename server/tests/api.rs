@@ -43,6 +43,7 @@ fn lines(file: &str, messages: &[&str], read_at_ms: i64) -> Vec<Event> {
                 tags: BTreeMap::from([("app".to_string(), "api".to_string())]),
                 truncated: false,
                 invalid_utf8: false,
+                format: None,
             }
         })
         .collect()

@@ -46,6 +46,7 @@ fn line(host: &str, file: &str, offset: u64, time_ms: i64, message: &str) -> Eve
         tags: BTreeMap::new(),
         truncated: false,
         invalid_utf8: false,
+        format: None,
     }
 }
 

@@ -103,6 +103,7 @@ impl Server {
                     tags: BTreeMap::new(),
                     truncated: false,
                     invalid_utf8: false,
+                    format: None,
                 }
             })
             .collect();

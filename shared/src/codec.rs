@@ -257,6 +257,7 @@ mod tests {
             tags: BTreeMap::new(),
             truncated: false,
             invalid_utf8: false,
+            format: None,
         }
     }
 
@@ -433,6 +434,7 @@ mod tests {
                     tags,
                     truncated,
                     invalid_utf8: bad,
+                    format: None,
                 },
             )
     }

@@ -39,6 +39,11 @@ pub struct Event {
     /// The line was not valid UTF-8; invalid bytes became U+FFFD.
     #[serde(default, skip_serializing_if = "is_false")]
     pub invalid_utf8: bool,
+    /// How the server should parse the line, when the agent's configuration
+    /// says: `auto`, `json`, `apache`, `syslog` or `plain`. Unknown values
+    /// are parsed as `auto`, so newer agents work with older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {

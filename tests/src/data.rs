@@ -30,6 +30,7 @@ pub fn event(file_id: &str, offset: u64, message: &str) -> Event {
         tags: BTreeMap::new(),
         truncated: false,
         invalid_utf8: false,
+        format: None,
     }
 }
 

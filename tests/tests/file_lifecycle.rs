@@ -133,3 +133,32 @@ fn reused_inode_with_the_same_first_line_is_shipped_fully() {
     assert_each_number_once(&url, &read_token, TAG, 300);
     agent.assert_running();
 }
+
+/// Regression: two different files holding the same lines (two services
+/// logging the same start-up lines) were taken for a file and its
+/// copytruncate copy, and the second was never read while the first lived.
+#[test]
+fn identical_files_are_both_shipped() {
+    const TAG: &str = "twins";
+    let tmp = temp_dir();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let ingest_token = token(server.data_dir(), &["ingest"]);
+    let read_token = token(server.data_dir(), &["read"]);
+    let lines = numbered_lines(TAG, 0..50);
+    append(&logs.join("first.log"), &lines);
+    append(&logs.join("second.log"), &lines);
+    let _agent = Agent::start(
+        &url,
+        &ingest_token,
+        &tmp.path().join("agent"),
+        &[format!("{}/*.log", logs.display())],
+    );
+    wait_for_count(&url, &read_token, TAG, 100, Duration::from_secs(60));
+    // And both keep being followed.
+    append(&logs.join("second.log"), &numbered_lines(TAG, 50..60));
+    wait_for_count(&url, &read_token, TAG, 110, Duration::from_secs(60));
+    assert_count_stays(&url, &read_token, TAG, 110, Duration::from_secs(2));
+}

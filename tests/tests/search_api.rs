@@ -157,3 +157,61 @@ fn histogram_context_and_tail_agree_with_the_file() {
     let (count, _) = loghound_tests::search(&url, &read, "tailprobe");
     assert_eq!(count, 1);
 }
+
+/// The per-input `format` of agent.toml travels with the lines: the same
+/// JSON line yields fields when parsed automatically, none as `plain`.
+#[test]
+fn format_hint_from_the_agent_config_reaches_the_parser() {
+    let tmp = temp_dir();
+    let (plain, auto) = (tmp.path().join("plain"), tmp.path().join("auto"));
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::create_dir_all(&auto).unwrap();
+    let config = tmp.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "format = \"plain\"\n[[inputs]]\npaths = [\"{}/*.log\"]\n",
+            auto.display()
+        ),
+    )
+    .unwrap();
+    let line =
+        b"{\"time\": \"2026-01-02T03:04:05Z\", \"status\": 503, \"msg\": \"upstream timeout\"}\n";
+    append(&plain.join("a.log"), line);
+    append(&auto.join("a.log"), line);
+
+    let server = Server::start(&tmp.path().join("server"));
+    let (ingest, read) = (
+        token(server.data_dir(), &["ingest"]),
+        token(server.data_dir(), &["read"]),
+    );
+    let _agent = Agent::start_with(
+        &server.url(),
+        &ingest,
+        &tmp.path().join("agent"),
+        &[format!("{}/*.log", plain.display())],
+        &["--config", config.to_str().unwrap()],
+    );
+    let url = server.url();
+    wait_for_count(&url, &read, "timeout", 2, WAIT);
+    let (count, hits) = loghound_tests::search(&url, &read, "status:503");
+    assert_eq!(count, 1, "only the auto-parsed line has fields: {hits:?}");
+    assert!(
+        hits[0]["source"].as_str().unwrap().contains("/auto/"),
+        "{hits:?}"
+    );
+    // Both lines still carry their own time: `plain` keeps timestamps.
+    let (in_2026_jan, _) = loghound_tests::search(&url, &read, "timeout");
+    assert_eq!(in_2026_jan, 2);
+    let january = get_json(
+        &url,
+        &read,
+        "search",
+        &[
+            ("q", "timeout"),
+            ("from", "2026-01-02T00:00:00Z"),
+            ("to", "2026-01-03T00:00:00Z"),
+        ],
+    );
+    assert_eq!(january["count"], 2, "{january}");
+}

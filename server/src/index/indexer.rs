@@ -188,7 +188,12 @@ impl Indexer {
         }
         let writer = self.writer(day.day)?;
         for (index, event) in &batch.events {
-            let parsed = parse(&event.message, FormatHint::Auto, batch.received_at_ms);
+            let hint = event
+                .format
+                .as_deref()
+                .and_then(|f| f.parse::<FormatHint>().ok())
+                .unwrap_or_default();
+            let parsed = parse(&event.message, hint, batch.received_at_ms);
             let time_ms = event_time_ms(&parsed, event, batch.received_at_ms);
             let mut doc = TantivyDocument::new();
             doc.add_u64(fields.id, event_id(batch.seq, *index));
