@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use loghound_server::config::ServerConfig;
 use loghound_server::tokens::Scope;
 
@@ -35,20 +35,10 @@ enum Command {
     },
     /// Search a running server; prints matching lines, newest first.
     Search {
-        /// The query (empty matches everything).
-        query: String,
-        /// Server URL.
-        #[arg(long, env = "LOGHOUND_SERVER", default_value = "http://127.0.0.1:7700")]
-        server: String,
-        /// A token with the `read` scope.
-        #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
-        token: String,
-        /// Start of the range: `-1h`, `now`, or RFC 3339.
-        #[arg(long, allow_hyphen_values = true)]
-        from: Option<String>,
-        /// End of the range.
-        #[arg(long, allow_hyphen_values = true)]
-        to: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        range: RangeArgs,
         /// Most lines to print.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -61,38 +51,47 @@ enum Command {
     },
     /// Count matching lines per time bucket; prints `START COUNT` lines.
     Histogram {
-        /// The query (empty matches everything).
-        query: String,
-        /// Server URL.
-        #[arg(long, env = "LOGHOUND_SERVER", default_value = "http://127.0.0.1:7700")]
-        server: String,
-        /// A token with the `read` scope.
-        #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
-        token: String,
-        /// Start of the range (default: the oldest match).
-        #[arg(long, allow_hyphen_values = true)]
-        from: Option<String>,
-        /// End of the range (default: the newest match).
-        #[arg(long, allow_hyphen_values = true)]
-        to: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        range: RangeArgs,
         /// Most buckets, 1 to 1000 (default 60).
         #[arg(long)]
         buckets: Option<usize>,
     },
     /// Follow new matching lines as they arrive (like `tail -f`) until Ctrl-C.
     Tail {
-        /// The query (empty matches everything).
-        query: String,
-        /// Server URL.
-        #[arg(long, env = "LOGHOUND_SERVER", default_value = "http://127.0.0.1:7700")]
-        server: String,
-        /// A token with the `read` scope.
-        #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
-        token: String,
+        #[command(flatten)]
+        client: ClientArgs,
         /// Print each line as the API's JSON, one object per line.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The query of a client command and how to reach the server.
+#[derive(Args)]
+struct ClientArgs {
+    /// The query (empty matches everything).
+    query: String,
+    /// Server URL.
+    #[arg(long, env = "LOGHOUND_SERVER", default_value = "http://127.0.0.1:7700")]
+    server: String,
+    /// A token with the `read` scope.
+    #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+/// A time range; open ends take all of time (the histogram: the span of
+/// the matches).
+#[derive(Args)]
+struct RangeArgs {
+    /// Start of the range: `-1h`, `now`, or RFC 3339.
+    #[arg(long, allow_hyphen_values = true)]
+    from: Option<String>,
+    /// End of the range.
+    #[arg(long, allow_hyphen_values = true)]
+    to: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -149,52 +148,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Search {
-            query,
-            server,
-            token,
-            from,
-            to,
+            client,
+            range,
             limit,
             json,
             count,
         } => loghound_server::cli::search::run(&loghound_server::cli::search::SearchArgs {
-            server,
-            token,
-            query,
-            from,
-            to,
+            server: client.server,
+            token: client.token,
+            query: client.query,
+            from: range.from,
+            to: range.to,
             limit,
             json,
             count_only: count,
         }),
         Command::Histogram {
-            query,
-            server,
-            token,
-            from,
-            to,
+            client,
+            range,
             buckets,
         } => {
             loghound_server::cli::histogram::run(&loghound_server::cli::histogram::HistogramArgs {
-                server,
-                token,
-                query,
-                from,
-                to,
+                server: client.server,
+                token: client.token,
+                query: client.query,
+                from: range.from,
+                to: range.to,
                 buckets,
             })
         }
-        Command::Tail {
-            query,
-            server,
-            token,
-            json,
-        } => loghound_server::cli::tail::run(&loghound_server::cli::tail::TailArgs {
-            server,
-            token,
-            query,
-            json,
-        }),
+        Command::Tail { client, json } => {
+            loghound_server::cli::tail::run(&loghound_server::cli::tail::TailArgs {
+                server: client.server,
+                token: client.token,
+                query: client.query,
+                json,
+            })
+        }
     }
 }
 

@@ -30,7 +30,7 @@ pub mod wait;
 pub mod writer;
 
 pub use http::{search, search_all, Hit, SearchPage};
-pub use process::{token, Agent, Server};
+pub use process::{token, Agent, Pipeline, Server};
 pub use wait::{
     assert_count_stays, assert_each_number_once, wait_for_count, wait_until_count_at_least,
 };

@@ -79,28 +79,8 @@ impl Server {
     /// Sends SIGTERM and waits up to `timeout` for the server to exit.
     /// Panics if it does not.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("server is running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(status.success(), "kill -TERM failed: {status}");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("poll the server process") {
-                append_marker(&self.log_path, &format!("exited after SIGTERM: {status}"));
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "server did not exit within {timeout:?} of SIGTERM\n{}",
-                    log_tail(&self.log_path)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = self.child.take().expect("server is running");
+        terminate("server", child, &self.log_path, timeout)
     }
 
     /// Restarts on the same data directory and the same address (so agents
@@ -297,28 +277,8 @@ impl Agent {
     /// returns its exit status. Panics (printing the log) if it does not
     /// exit in time.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("agent is running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("run kill -TERM");
-        assert!(status.success(), "kill -TERM failed: {status}");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("poll the agent process") {
-                append_marker(&self.log_path, &format!("exited after SIGTERM: {status}"));
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "agent did not exit within {timeout:?} of SIGTERM\n{}",
-                    log_tail(&self.log_path)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = self.child.take().expect("agent is running");
+        terminate("agent", child, &self.log_path, timeout)
     }
 
     /// Starts the agent again after it stopped (SIGTERM or SIGKILL), with
@@ -496,5 +456,62 @@ fn report_and_kill(name: &str, child: &mut Option<Child>, log_path: &Path) {
     }
     if std::thread::panicking() {
         eprintln!("\n{name} process was {state}\n{}", log_tail(log_path));
+    }
+}
+
+/// The usual end-to-end setup: a server in `root/server`, an ingest and a
+/// read token, and an agent in `root/agent` following `glob`.
+pub struct Pipeline {
+    /// The server.
+    pub server: Server,
+    /// The agent.
+    pub agent: Agent,
+    /// The server's base URL.
+    pub url: String,
+    /// A token with the `read` scope.
+    pub read_token: String,
+}
+
+impl Pipeline {
+    /// Starts the server, creates the tokens and starts the agent.
+    pub fn start(root: &Path, glob: &str) -> Pipeline {
+        let server = Server::start(&root.join("server"));
+        let ingest_token = token(server.data_dir(), &["ingest"]);
+        let read_token = token(server.data_dir(), &["read"]);
+        let url = server.url();
+        let agent = Agent::start(&url, &ingest_token, &root.join("agent"), &[glob]);
+        Pipeline {
+            server,
+            agent,
+            url,
+            read_token,
+        }
+    }
+}
+
+/// Sends SIGTERM to `child` and waits up to `timeout` for it to exit;
+/// returns its exit status. Panics (printing the log) if it does not exit
+/// in time.
+fn terminate(what: &str, mut child: Child, log_path: &Path, timeout: Duration) -> ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill -TERM");
+    assert!(status.success(), "kill -TERM failed: {status}");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the process") {
+            append_marker(log_path, &format!("exited after SIGTERM: {status}"));
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not exit within {timeout:?} of SIGTERM\n{}",
+                log_tail(log_path)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use loghound_tests::data::{append, complete_lines};
 use loghound_tests::http::{client, hit_message, ALL_TIME_FROM, ALL_TIME_TO};
 use loghound_tests::paths::{loghound_bin, loghub_file};
-use loghound_tests::{temp_dir, token, wait_for_count, Agent, Server};
+use loghound_tests::{temp_dir, token, wait_for_count, Agent, Pipeline, Server};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -39,18 +39,8 @@ fn histogram_context_and_tail_agree_with_the_file() {
     std::fs::write(&path, &contents).unwrap();
     let lines = complete_lines(&contents);
 
-    let server = Server::start(&tmp.path().join("server"));
-    let (ingest, read) = (
-        token(server.data_dir(), &["ingest"]),
-        token(server.data_dir(), &["read"]),
-    );
-    let _agent = Agent::start(
-        &server.url(),
-        &ingest,
-        &tmp.path().join("agent"),
-        &[format!("{}/*.log", logs.display())],
-    );
-    let url = server.url();
+    let pipeline = Pipeline::start(tmp.path(), &format!("{}/*.log", logs.display()));
+    let (url, read) = (pipeline.url.clone(), pipeline.read_token.clone());
     wait_for_count(&url, &read, "", lines.len() as u64, WAIT);
 
     // Histogram buckets sum to the search count, for several queries.

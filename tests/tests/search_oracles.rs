@@ -13,7 +13,7 @@ use std::time::Duration;
 use loghound_tests::data::{complete_lines, rfc3339_utc, words};
 use loghound_tests::http::get_search;
 use loghound_tests::paths::{corpus_dir, loghub_file};
-use loghound_tests::{temp_dir, token, wait_for_count, Agent, Server};
+use loghound_tests::{temp_dir, wait_for_count, Pipeline};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -353,18 +353,8 @@ fn loghub_counts_match_the_structured_csvs() {
         let lines = write_with_final_newline(&loghub_file(dataset.name), &path);
         raw.insert(dataset.name, (path, lines));
     }
-    let server = Server::start(&tmp.path().join("server"));
-    let (ingest, read) = (
-        token(server.data_dir(), &["ingest"]),
-        token(server.data_dir(), &["read"]),
-    );
-    let _agent = Agent::start(
-        &server.url(),
-        &ingest,
-        &tmp.path().join("agent"),
-        &[format!("{}/*.log", logs.display())],
-    );
-    let url = server.url();
+    let pipeline = Pipeline::start(tmp.path(), &format!("{}/*.log", logs.display()));
+    let (url, read) = (pipeline.url.clone(), pipeline.read_token.clone());
     wait_for_count(&url, &read, "", 2000 * DATASETS.len() as u64, WAIT);
 
     let mut check = Check {
@@ -526,18 +516,8 @@ fn access_log_fields_match_counts_from_the_raw_file() {
         "the sample has each kind"
     );
 
-    let server = Server::start(&tmp.path().join("server"));
-    let (ingest, read) = (
-        token(server.data_dir(), &["ingest"]),
-        token(server.data_dir(), &["read"]),
-    );
-    let _agent = Agent::start(
-        &server.url(),
-        &ingest,
-        &tmp.path().join("agent"),
-        &[format!("{}/*.log", logs.display())],
-    );
-    let url = server.url();
+    let pipeline = Pipeline::start(tmp.path(), &format!("{}/*.log", logs.display()));
+    let (url, read) = (pipeline.url.clone(), pipeline.read_token.clone());
     wait_for_count(&url, &read, "", lines.len() as u64, WAIT);
     let mut check = Check {
         failures: Vec::new(),
