@@ -105,6 +105,20 @@ enum TokenCommand {
         #[arg(long = "scope", required = true)]
         scopes: Vec<Scope>,
     },
+    /// List tokens: id, scopes, creation time, revocation.
+    List {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Revoke a token by id; a running server refuses it within 10 s.
+    Revoke {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The token's id, from `loghound token list`.
+        id: i64,
+    },
 }
 
 fn init_logging() {
@@ -145,6 +159,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::create_dir_all(&data_dir)?;
             let token = loghound_server::tokens::create(&data_dir, &scopes)?;
             println!("{token}");
+            let id = loghound_server::tokens::last_id(&data_dir)?;
+            eprintln!("created token {id}; only its hash is stored, so keep it now");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::List { data_dir },
+        } => {
+            println!("{:>4}  {:<20}  {:<20}  STATUS", "ID", "SCOPES", "CREATED");
+            for token in loghound_server::tokens::list(&data_dir)? {
+                let status = match token.revoked_at {
+                    Some(at) => format!("revoked {}", loghound_server::timeparse::rfc3339_secs(at)),
+                    None => "active".to_string(),
+                };
+                println!(
+                    "{:>4}  {:<20}  {:<20}  {status}",
+                    token.id,
+                    token.scopes,
+                    loghound_server::timeparse::rfc3339_secs(token.created_at)
+                );
+            }
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { data_dir, id },
+        } => {
+            loghound_server::tokens::revoke(&data_dir, id)?;
+            eprintln!("revoked token {id}");
             Ok(())
         }
         Command::Search {

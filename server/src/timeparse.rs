@@ -43,6 +43,14 @@ fn parse_relative(text: &str) -> Option<i64> {
     number.checked_mul(unit_ms)
 }
 
+/// Seconds since the epoch as RFC 3339 in UTC (`2026-11-25T03:12:00Z`).
+pub fn rfc3339_secs(secs: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
 /// The current time in ms since the epoch.
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64

@@ -117,6 +117,54 @@ pub fn create(data_dir: &Path, scopes: &[Scope]) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// A stored token as `loghound token list` shows it; the secret itself is
+/// not stored, so it cannot be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The token's number, for `loghound token revoke`.
+    pub id: i64,
+    /// Its scopes, comma-separated.
+    pub scopes: String,
+    /// When it was created, seconds since the Unix epoch.
+    pub created_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// Every token, oldest first.
+pub fn list(data_dir: &Path) -> anyhow::Result<Vec<TokenInfo>> {
+    let conn = crate::meta::open(data_dir)?;
+    let mut statement =
+        conn.prepare("SELECT id, scopes, created_at, revoked_at FROM tokens ORDER BY id")?;
+    let rows = statement.query_map([], |row| {
+        Ok(TokenInfo {
+            id: row.get(0)?,
+            scopes: row.get(1)?,
+            created_at: row.get(2)?,
+            revoked_at: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Revokes token `id`. A running server stops accepting it within
+/// [`CACHE_TTL`]. Fails if there is no such token or it was revoked already.
+pub fn revoke(data_dir: &Path, id: i64) -> anyhow::Result<()> {
+    let conn = crate::meta::open(data_dir)?;
+    let changed = conn.execute(
+        "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+        rusqlite::params![now_unix(), id],
+    )?;
+    anyhow::ensure!(changed == 1, "no active token with id {id}");
+    Ok(())
+}
+
+/// The id of the token most recently created, for messages.
+pub fn last_id(data_dir: &Path) -> anyhow::Result<i64> {
+    let conn = crate::meta::open(data_dir)?;
+    Ok(conn.query_row("SELECT MAX(id) FROM tokens", [], |row| row.get(0))?)
+}
+
 /// How long a looked-up token is trusted before it is read again, so that
 /// tokens created or revoked while the server runs take effect soon.
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -224,6 +272,28 @@ mod tests {
         ));
         assert!(matches!(
             store.authorize(Some("Basic abc"), Scope::Read),
+            Err(AuthError::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn revoked_tokens_are_listed_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = create(dir.path(), &[Scope::Read]).unwrap();
+        let drop = create(dir.path(), &[Scope::Ingest, Scope::Admin]).unwrap();
+        let listed = list(dir.path()).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].scopes, "ingest,admin");
+        revoke(dir.path(), listed[1].id).unwrap();
+        assert!(revoke(dir.path(), listed[1].id).is_err(), "twice");
+        assert!(revoke(dir.path(), 999).is_err(), "unknown id");
+        let listed = list(dir.path()).unwrap();
+        assert!(listed[0].revoked_at.is_none() && listed[1].revoked_at.is_some());
+        let store = TokenStore::new(dir.path());
+        let auth = |t: &str, s| store.authorize(Some(&format!("Bearer {t}")), s);
+        assert!(auth(&keep, Scope::Read).is_ok());
+        assert!(matches!(
+            auth(&drop, Scope::Ingest),
             Err(AuthError::Unauthenticated(_))
         ));
     }

@@ -249,3 +249,54 @@ fn resent_batches_are_dropped_as_duplicates() {
     wait_for_count(&url, &read_token, "dupline", 15, Duration::from_secs(30));
     assert_count_stays(&url, &read_token, "dupline", 15, Duration::from_secs(2));
 }
+
+/// `loghound token list|revoke` on a running server's data directory: a
+/// revoked token is refused within the 10 s the server trusts a lookup,
+/// the other tokens keep working, and the list shows what happened.
+#[test]
+fn revoked_tokens_are_refused_by_a_running_server() {
+    let tmp = temp_dir();
+    let server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let keep = token(server.data_dir(), &["read"]);
+    let revoked = token(server.data_dir(), &["read"]);
+    let status = |t: &str| {
+        get_search(&url, Some(t), &[("q", "")])
+            .expect("search request")
+            .status
+    };
+    assert_eq!(status(&revoked), 200);
+
+    let data_dir = server.data_dir().display().to_string();
+    let list = loghound_tests::process::run_loghound(&["token", "list", "--data-dir", &data_dir]);
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.status.success(), "{listed}");
+    assert_eq!(listed.matches("active").count(), 2, "{listed}");
+    assert!(
+        !listed.contains(&keep) && !listed.contains(&revoked),
+        "list must not show secrets"
+    );
+
+    let revoke =
+        loghound_tests::process::run_loghound(&["token", "revoke", "--data-dir", &data_dir, "2"]);
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while status(&revoked) != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "revoked token still accepted after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(status(&keep), 200);
+    let again =
+        loghound_tests::process::run_loghound(&["token", "revoke", "--data-dir", &data_dir, "2"]);
+    assert!(!again.status.success(), "revoking twice must fail");
+    let list = loghound_tests::process::run_loghound(&["token", "list", "--data-dir", &data_dir]);
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert_eq!(listed.matches("revoked").count(), 1, "{listed}");
+}
