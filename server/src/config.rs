@@ -33,6 +33,10 @@ pub struct ServerConfig {
     /// A write-ahead log segment is closed and a new one started past this size.
     #[serde(default = "default_wal_segment_bytes")]
     pub wal_segment_bytes: u64,
+    /// Longest wait for the next piece of a request body before the request
+    /// is answered 408: a client that stalls cannot hold a connection.
+    #[serde(default = "default_body_idle_timeout_ms")]
+    pub body_idle_timeout_ms: u64,
     /// Limits on each ingested batch.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -76,6 +80,9 @@ const fn default_index_writer_threads() -> usize {
 }
 const fn default_wal_segment_bytes() -> u64 {
     64 << 20
+}
+const fn default_body_idle_timeout_ms() -> u64 {
+    30_000
 }
 const fn default_max_compressed_bytes() -> usize {
     16 << 20
@@ -148,6 +155,9 @@ impl ServerConfig {
         }
         if self.index_writer_threads == 0 || self.index_writer_threads > 8 {
             bail!("key `index_writer_threads`: must be between 1 and 8");
+        }
+        if self.body_idle_timeout_ms == 0 {
+            bail!("key `body_idle_timeout_ms`: must be positive");
         }
         if self.wal_segment_bytes < 1 << 20 {
             bail!("key `wal_segment_bytes`: must be at least 1 MiB (1048576)");

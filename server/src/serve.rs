@@ -164,6 +164,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         searcher: Arc::new(Searcher::new(Arc::clone(&indexes))),
         tokens: TokenStore::new(&data_dir),
         max_body_bytes: limits.max_compressed_bytes,
+        body_idle_timeout: Duration::from_millis(config.body_idle_timeout_ms),
         committed: committed_rx,
         tails: Arc::new(Tails::default()),
     };

@@ -206,3 +206,39 @@ async fn long_tokens_are_found() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_gets_408_instead_of_holding_the_request() {
+    use futures_util::StreamExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = create(dir.path(), &[Scope::Ingest]).unwrap();
+    let server = recover(&ServerConfig {
+        body_idle_timeout_ms: 200,
+        ..config(dir.path())
+    })
+    .unwrap();
+    // A slow client: a first piece, then nothing, ever.
+    let stalled = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"(\xb5/\xfd"))
+    })
+    .chain(futures_util::stream::pending());
+    let request = Request::post("/api/v1/ingest")
+        .header("authorization", format!("Bearer {ingest}"))
+        .header("x-loghound-protocol", "1")
+        .header("x-loghound-agent", "agent-1")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(30), call(&server, request))
+        .await
+        .expect("the server answers a stalled body instead of waiting forever");
+    assert_eq!(answer.0, StatusCode::REQUEST_TIMEOUT, "{}", answer.1);
+    assert!(
+        answer.1["error"].as_str().unwrap().contains("stalled"),
+        "{}",
+        answer.1
+    );
+    tokio::task::spawn_blocking(move || server.shutdown())
+        .await
+        .unwrap();
+}

@@ -41,7 +41,7 @@ pub(super) async fn ingest(
             AgentId::new(v).map_err(|e| AppError::bad_request(format!("{HEADER_AGENT}: {e}")))
         })?;
 
-    let bytes = read_body(body, state.max_body_bytes).await?;
+    let bytes = read_body(body, state.max_body_bytes, state.body_idle_timeout).await?;
 
     let backend = state.ingest.clone();
     let received_at_ms = crate::timeparse::now_ms();
@@ -57,11 +57,25 @@ pub(super) async fn ingest(
 /// the client, still sending, gets the 413 instead of a broken pipe.
 const MAX_DRAIN_BYTES: usize = 64 << 20;
 
-/// Reads the body, refusing more than `limit` bytes without holding them.
-async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, AppError> {
+/// Reads the body, refusing more than `limit` bytes without holding them
+/// and a client that sends nothing for `idle_timeout`.
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    idle_timeout: std::time::Duration,
+) -> Result<Vec<u8>, AppError> {
     let mut collected = Vec::new();
     let mut over_by = 0usize;
-    while let Some(frame) = body.frame().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(idle_timeout, body.frame()).await else {
+            return Err(AppError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                format!("request body stalled for {} ms", idle_timeout.as_millis()),
+            ));
+        };
+        let Some(frame) = next else {
+            break;
+        };
         let frame = frame.map_err(|error| {
             AppError::bad_request(format!("could not read request body: {error}"))
         })?;

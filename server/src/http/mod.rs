@@ -32,6 +32,9 @@ pub struct AppState {
     pub tokens: TokenStore,
     /// Largest accepted request body (compressed).
     pub max_body_bytes: usize,
+    /// Longest wait for the next piece of a request body; a client that
+    /// stalls longer gets 408 and its connection back.
+    pub body_idle_timeout: std::time::Duration,
     /// The WAL sequence number the indexer has committed through: every
     /// event of a record up to it is searchable. Changes on each commit.
     pub committed: tokio::sync::watch::Receiver<u64>,
