@@ -268,17 +268,11 @@ impl FileWatcher {
         }
         let mut on_disk = [0u8; REWRITE_CHECK_BYTES];
         let on_disk = &mut on_disk[..check];
-        let mut filled = 0;
-        while filled < check {
-            match self
-                .file
-                .read_at(&mut on_disk[filled..], position - (check - filled) as u64)
-            {
-                Ok(0) => return Ok(true),
-                Ok(read) => filled += read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            }
+        match self.file.read_exact_at(on_disk, position - check as u64) {
+            Ok(()) => {}
+            // Shorter than our position: truncated.
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
+            Err(error) => return Err(error),
         }
         Ok(on_disk[..] != self.tail[self.tail.len() - check..])
     }

@@ -40,8 +40,8 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "is_false")]
     pub invalid_utf8: bool,
     /// How the server should parse the line, when the agent's configuration
-    /// says: `auto`, `json`, `apache`, `syslog` or `plain`. Unknown values
-    /// are parsed as `auto`, so newer agents work with older servers.
+    /// says: `auto`, `json`, `apache`, `syslog` or `plain`. The server
+    /// parses a value it does not know as `auto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }
