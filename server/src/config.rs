@@ -40,6 +40,114 @@ pub struct ServerConfig {
     /// Limits on each ingested batch.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Alert evaluation and delivery.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// `[alerts]`: how rules are evaluated and notifications delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The server's URL as people reach it; notifications link to the
+    /// search under it. Default: `http://` + `listen`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Attempts per delivery before it is marked failed.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles with each further one.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Longest wait between two attempts.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Timeout of one webhook request or SMTP session.
+    #[serde(default = "default_delivery_timeout_ms")]
+    pub delivery_timeout_ms: u64,
+    /// Deliveries in flight at once; a slow receiver holds only its own.
+    #[serde(default = "default_max_concurrent_deliveries")]
+    pub max_concurrent_deliveries: usize,
+    /// The SMTP relay for email channels; without it email channels are
+    /// refused.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// `[alerts.smtp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Relay host name.
+    pub host: String,
+    /// Port; default 587 (STARTTLS), 465 (TLS) or 25 (none).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls`, `tls` (implicit) or `none` (a local relay).
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// User name, if the relay wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for `username`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Sender, such as `Loghound <loghound@example.com>`.
+    pub from: String,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+    /// No encryption: only for a relay on the same host.
+    None,
+}
+
+impl SmtpConfig {
+    /// The port, or the usual one for the security mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        })
+    }
+}
+
+const fn default_max_attempts() -> u32 {
+    8
+}
+const fn default_retry_base_ms() -> u64 {
+    1000
+}
+const fn default_retry_max_ms() -> u64 {
+    300_000
+}
+const fn default_delivery_timeout_ms() -> u64 {
+    10_000
+}
+const fn default_max_concurrent_deliveries() -> usize {
+    16
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            public_url: None,
+            max_attempts: default_max_attempts(),
+            retry_base_ms: default_retry_base_ms(),
+            retry_max_ms: default_retry_max_ms(),
+            delivery_timeout_ms: default_delivery_timeout_ms(),
+            max_concurrent_deliveries: default_max_concurrent_deliveries(),
+            smtp: None,
+        }
+    }
 }
 
 /// Bounds on one ingest request; see `loghound_shared::Limits`.
@@ -139,6 +247,14 @@ impl ServerConfig {
         Ok(config)
     }
 
+    /// The URL notifications link to.
+    pub fn public_url(&self) -> String {
+        self.alerts
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
     /// Checks what the types cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.version != 1 {
@@ -174,6 +290,38 @@ impl ServerConfig {
             || limits.max_decompressed_bytes < limits.max_line_bytes
         {
             bail!("key `limits`: byte limits must be positive and max_decompressed_bytes >= max_line_bytes");
+        }
+        let alerts = &self.alerts;
+        if alerts.max_attempts == 0 || alerts.max_attempts > 100 {
+            bail!("key `alerts.max_attempts`: must be between 1 and 100");
+        }
+        if alerts.retry_base_ms == 0 || alerts.retry_max_ms < alerts.retry_base_ms {
+            bail!("key `alerts.retry_base_ms`: must be positive and at most `alerts.retry_max_ms`");
+        }
+        if alerts.delivery_timeout_ms == 0 {
+            bail!("key `alerts.delivery_timeout_ms`: must be positive");
+        }
+        if alerts.max_concurrent_deliveries == 0 || alerts.max_concurrent_deliveries > 1024 {
+            bail!("key `alerts.max_concurrent_deliveries`: must be between 1 and 1024");
+        }
+        if let Some(url) = &alerts.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("key `alerts.public_url`: must start with http:// or https://");
+            }
+        }
+        if let Some(smtp) = &alerts.smtp {
+            if smtp.host.trim().is_empty() {
+                bail!("key `alerts.smtp.host`: must not be empty");
+            }
+            if smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+                bail!(
+                    "key `alerts.smtp.from`: {:?} is not an email address (e.g. `Loghound <loghound@example.com>`)",
+                    smtp.from
+                );
+            }
+            if smtp.password.is_some() && smtp.username.is_none() {
+                bail!("key `alerts.smtp.password`: set `alerts.smtp.username` too");
+            }
         }
         Ok(())
     }

@@ -10,9 +10,11 @@
 //! - [`index`]: day indexes, the indexer thread, search;
 //! - [`http`]: routes and handlers;
 //! - [`tokens`], [`meta`]: API tokens in `meta.sqlite`;
+//! - [`alerts`]: saved searches, alert rules, notification delivery;
 //! - [`serve`]: wires it all together; [`cli`]: the client commands.
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

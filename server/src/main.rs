@@ -34,9 +34,16 @@ enum Command {
         command: TokenCommand,
     },
     /// Search a running server; prints matching lines, newest first.
+    /// `search save|list|rm` manage saved searches (to search for one of
+    /// those words, write the options first, then `-- list`).
+    #[command(args_conflicts_with_subcommands = true)]
     Search {
+        #[command(subcommand)]
+        saved: Option<SavedCommand>,
+        /// The query (empty matches everything).
+        query: Option<String>,
         #[command(flatten)]
-        client: ClientArgs,
+        server: ServerArgs,
         #[command(flatten)]
         range: RangeArgs,
         /// Most lines to print.
@@ -74,12 +81,59 @@ enum Command {
 struct ClientArgs {
     /// The query (empty matches everything).
     query: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// How to reach the server.
+#[derive(Args)]
+struct ServerArgs {
     /// Server URL.
     #[arg(long, env = "LOGHOUND_SERVER", default_value = "http://127.0.0.1:7700")]
     server: String,
-    /// A token with the `read` scope.
+    /// A token with the `read` scope (`admin` to save or remove).
     #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    fn into_server(self) -> anyhow::Result<loghound_server::cli::saved::Server> {
+        match self.token {
+            Some(token) => Ok(loghound_server::cli::saved::Server {
+                url: self.server,
+                token,
+            }),
+            None => anyhow::bail!("a token is needed: --token or LOGHOUND_TOKEN"),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum SavedCommand {
+    /// Save a query under a name (needs an `admin` token).
+    Save {
+        /// Unique name.
+        name: String,
+        /// The query.
+        query: String,
+        /// Default time range for the web UI, such as `1h`.
+        #[arg(long)]
+        range: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List saved searches.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove a saved search by name or id (needs an `admin` token).
+    Rm {
+        /// Name or id.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// A time range; open ends take all of time (the histogram: the span of
@@ -189,29 +243,59 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Search {
-            client,
+            saved: Some(saved), ..
+        } => match saved {
+            SavedCommand::Save {
+                name,
+                query,
+                range,
+                server,
+            } => loghound_server::cli::saved::save(
+                &server.into_server()?,
+                &name,
+                &query,
+                range.as_deref(),
+            ),
+            SavedCommand::List { server } => {
+                loghound_server::cli::saved::list(&server.into_server()?)
+            }
+            SavedCommand::Rm { name, server } => {
+                loghound_server::cli::saved::remove(&server.into_server()?, &name)
+            }
+        },
+        Command::Search {
+            saved: None,
+            query,
+            server,
             range,
             limit,
             json,
             count,
-        } => loghound_server::cli::search::run(&loghound_server::cli::search::SearchArgs {
-            server: client.server,
-            token: client.token,
-            query: client.query,
-            from: range.from,
-            to: range.to,
-            limit,
-            json,
-            count_only: count,
-        }),
+        } => {
+            let Some(query) = query else {
+                anyhow::bail!("a query is needed (`''` matches everything)");
+            };
+            let server = server.into_server()?;
+            loghound_server::cli::search::run(&loghound_server::cli::search::SearchArgs {
+                server: server.url,
+                token: server.token,
+                query,
+                from: range.from,
+                to: range.to,
+                limit,
+                json,
+                count_only: count,
+            })
+        }
         Command::Histogram {
             client,
             range,
             buckets,
         } => {
+            let server = client.server.into_server()?;
             loghound_server::cli::histogram::run(&loghound_server::cli::histogram::HistogramArgs {
-                server: client.server,
-                token: client.token,
+                server: server.url,
+                token: server.token,
                 query: client.query,
                 from: range.from,
                 to: range.to,
@@ -219,9 +303,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Tail { client, json } => {
+            let server = client.server.into_server()?;
             loghound_server::cli::tail::run(&loghound_server::cli::tail::TailArgs {
-                server: client.server,
-                token: client.token,
+                server: server.url,
+                token: server.token,
                 query: client.query,
                 json,
             })

@@ -1,5 +1,6 @@
-//! `meta.sqlite`: the server's small relational state (tokens for now),
-//! with versioned schema migrations.
+//! `meta.sqlite`: the server's small relational state (tokens, saved
+//! searches, alert rules and their state, the notification outbox and its
+//! delivery history), with versioned schema migrations.
 
 use std::path::Path;
 
@@ -15,6 +16,58 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL,
         revoked_at  INTEGER
     );",
+    // 2: saved searches, alert rules with their evaluation state, and the
+    // outbox of deliveries with every attempt.
+    "CREATE TABLE saved_searches (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        query       TEXT NOT NULL,
+        range       TEXT,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE alert_rules (
+        id              INTEGER PRIMARY KEY,
+        search_id       INTEGER NOT NULL REFERENCES saved_searches(id),
+        name            TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        interval_secs   INTEGER NOT NULL,
+        window_secs     INTEGER NOT NULL,
+        threshold       INTEGER NOT NULL,
+        samples         INTEGER NOT NULL,
+        enabled         INTEGER NOT NULL,
+        muted_until_ms  INTEGER,
+        channels        TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        version         INTEGER NOT NULL DEFAULT 1,
+        status          TEXT NOT NULL DEFAULT 'ok',
+        watermark_id    INTEGER NOT NULL DEFAULT 0,
+        next_eval_ms    INTEGER NOT NULL DEFAULT 0,
+        last_fired_ms   INTEGER
+    );
+    CREATE TABLE deliveries (
+        id              INTEGER PRIMARY KEY,
+        delivery_id     TEXT NOT NULL UNIQUE,
+        rule_id         INTEGER NOT NULL,
+        event           TEXT NOT NULL,
+        count           INTEGER NOT NULL,
+        channel         TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE INDEX deliveries_due ON deliveries(status, next_attempt_ms);
+    CREATE INDEX deliveries_rule ON deliveries(rule_id, id);
+    CREATE TABLE delivery_attempts (
+        id           INTEGER PRIMARY KEY,
+        delivery     INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+        at_ms        INTEGER NOT NULL,
+        outcome      TEXT NOT NULL,
+        status_code  INTEGER,
+        error        TEXT
+    );
+    CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery);",
 ];
 
 /// Opens (creating if needed) the metadata database and brings its schema
@@ -24,6 +77,7 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     migrate(&mut conn)?;
     Ok(conn)
 }

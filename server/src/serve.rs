@@ -78,6 +78,7 @@ pub async fn serve_until(
 ) -> std::io::Result<()> {
     let tails = Arc::clone(&state.tails);
     let (stopping_tx, mut stopping_rx) = watch::channel(false);
+    state.alerts.start(stopping_rx.clone());
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
         signal.await;
         tails.shutdown();
@@ -159,14 +160,24 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
     );
 
     let ingest = Arc::new(LocalIngest::new(limits, wal, dedup, indexer_tx.clone()));
+    let searcher = Arc::new(Searcher::new(Arc::clone(&indexes)));
+    let alerts = crate::alerts::Alerts::new(
+        &data_dir,
+        &config.alerts,
+        config.public_url(),
+        Arc::clone(&searcher),
+        committed_rx.clone(),
+    )
+    .context("cannot open meta.sqlite")?;
     let state = AppState {
         ingest,
-        searcher: Arc::new(Searcher::new(Arc::clone(&indexes))),
+        searcher,
         tokens: TokenStore::new(&data_dir),
         max_body_bytes: limits.max_compressed_bytes,
         body_idle_timeout: Duration::from_millis(config.body_idle_timeout_ms),
         committed: committed_rx,
         tails: Arc::new(Tails::default()),
+        alerts: Arc::new(alerts),
     };
     Ok(Recovered {
         state,

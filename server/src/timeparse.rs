@@ -51,6 +51,16 @@ pub fn rfc3339_secs(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// A time in ms as RFC 3339 UTC with milliseconds
+/// (`2026-11-25T03:12:00.250Z`), as the API writes times.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let time = tantivy::DateTime::from_timestamp_millis(ms).into_utc();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time.format(&format).unwrap_or_else(|_| ms.to_string())
+}
+
 /// The current time in ms since the epoch.
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64

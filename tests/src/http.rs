@@ -206,3 +206,57 @@ pub fn hit_message(hit: &Hit) -> &str {
 pub fn hit_str<'a>(hit: &'a Hit, field: &str) -> Option<&'a str> {
     hit.get(field).and_then(|v| v.as_str())
 }
+
+/// `METHOD base_url + path` with a bearer token and an optional JSON body;
+/// any status is an answer.
+pub fn api(
+    method: &str,
+    base_url: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> Answer {
+    let url = format!("{base_url}{path}");
+    let auth = format!("Bearer {token}");
+    let agent = client();
+    let result = match method {
+        "GET" => agent.get(&url).header("Authorization", &auth).call(),
+        "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
+        "POST" => {
+            let request = agent.post(&url).header("Authorization", &auth);
+            match body {
+                Some(body) => request.send_json(body),
+                None => request.send_empty(),
+            }
+        }
+        "PUT" => agent
+            .put(&url)
+            .header("Authorization", &auth)
+            .send_json(body.unwrap_or(&serde_json::Value::Null)),
+        other => panic!("unsupported method {other}"),
+    };
+    let response = result.unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+    answer(response).unwrap_or_else(|e| panic!("{method} {url}: unreadable answer: {e}"))
+}
+
+/// [`api`], expecting `status`; returns the body as JSON (`null` if empty).
+pub fn api_expect(
+    method: &str,
+    base_url: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+    status: u16,
+) -> serde_json::Value {
+    let answer = api(method, base_url, path, token, body);
+    assert_eq!(
+        answer.status, status,
+        "{method} {path} answered {}: {}",
+        answer.status, answer.body
+    );
+    if answer.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        answer.json()
+    }
+}

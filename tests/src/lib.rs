@@ -17,7 +17,9 @@
 //!   is independent of the server's tokenizer code;
 //! - [`writer`]: a thread appending numbered lines at a steady rate, which a
 //!   test can pause and point at a new file, as a rotated application does;
-//! - [`fds`]: the open file descriptors of a process (`/proc/PID/fd`).
+//! - [`fds`]: the open file descriptors of a process (`/proc/PID/fd`);
+//! - [`receiver`]: a real HTTP server that records webhooks;
+//! - [`smtp`]: a real SMTP server (Python's aiosmtpd) with a maildir.
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -26,11 +28,13 @@ pub mod fds;
 pub mod http;
 pub mod paths;
 pub mod process;
+pub mod receiver;
+pub mod smtp;
 pub mod wait;
 pub mod writer;
 
 pub use http::{search, search_all, Hit, SearchPage};
-pub use process::{token, Agent, Pipeline, Server};
+pub use process::{token, Agent, Pipeline, Server, ServerOptions};
 pub use wait::{
     assert_count_stays, assert_each_number_once, wait_for_count, wait_until_count_at_least,
 };

@@ -27,24 +27,64 @@ pub struct Server {
     data_dir: PathBuf,
     log_path: PathBuf,
     addr: SocketAddr,
+    options: ServerOptions,
     child: Option<Child>,
+}
+
+/// How a test starts `loghound serve` beyond its data directory.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts a server on `127.0.0.1:0` with its data in `data_dir` and
     /// waits for its `listening on http://IP:PORT` line.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, ServerOptions::default())
+    }
+
+    /// [`Server::start`] with a config file or environment; restarts keep
+    /// them unless [`Server::set_options`] changes them.
+    pub fn start_with(data_dir: &Path, options: ServerOptions) -> Server {
         std::fs::create_dir_all(data_dir).expect("create the server data directory");
         let log_path = log_path_for(data_dir);
-        match spawn_server(data_dir, "127.0.0.1:0", &log_path) {
+        match spawn_server(data_dir, "127.0.0.1:0", &log_path, &options) {
             Ok((child, addr)) => Server {
                 data_dir: data_dir.to_path_buf(),
                 log_path,
                 addr,
+                options,
                 child: Some(child),
             },
             Err(error) => panic!("server did not start: {error}\n{}", log_tail(&log_path)),
         }
+    }
+
+    /// The options the next [`Server::restart`] uses.
+    pub fn set_options(&mut self, options: ServerOptions) {
+        self.options = options;
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own (a crash
+    /// the test provoked); returns whether it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.child.as_mut().map(Child::try_wait) {
+                None => return true,
+                Some(Ok(Some(status))) => {
+                    append_marker(&self.log_path, &format!("exited on its own: {status}"));
+                    self.child = None;
+                    return true;
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        false
     }
 
     /// The base URL, `http://IP:PORT`.
@@ -92,7 +132,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             append_marker(&self.log_path, &format!("restarting on {listen}"));
-            match spawn_server(&self.data_dir, &listen, &self.log_path) {
+            match spawn_server(&self.data_dir, &listen, &self.log_path, &self.options) {
                 Ok((child, addr)) => {
                     assert_eq!(
                         addr, self.addr,
@@ -128,13 +168,20 @@ fn spawn_server(
     data_dir: &Path,
     listen: &str,
     log_path: &Path,
+    options: &ServerOptions,
 ) -> Result<(Child, SocketAddr), String> {
-    let mut child = Command::new(loghound_bin())
+    let mut command = Command::new(loghound_bin());
+    command
         .arg("serve")
         .arg("--listen")
         .arg(listen)
         .arg("--data-dir")
-        .arg(data_dir)
+        .arg(data_dir);
+    if let Some(config) = &options.config {
+        command.arg("--config").arg(config);
+    }
+    let mut child = command
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
         .env("RUST_BACKTRACE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -475,7 +522,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the server, creates the tokens and starts the agent.
     pub fn start(root: &Path, glob: &str) -> Pipeline {
-        let server = Server::start(&root.join("server"));
+        Pipeline::start_with(root, glob, ServerOptions::default())
+    }
+
+    /// [`Pipeline::start`] with server options.
+    pub fn start_with(root: &Path, glob: &str, options: ServerOptions) -> Pipeline {
+        let server = Server::start_with(&root.join("server"), options);
         let ingest_token = token(server.data_dir(), &["ingest"]);
         let read_token = token(server.data_dir(), &["read"]);
         let url = server.url();

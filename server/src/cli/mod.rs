@@ -2,5 +2,6 @@
 //! running server over its HTTP API.
 
 pub mod histogram;
+pub mod saved;
 pub mod search;
 pub mod tail;

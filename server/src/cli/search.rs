@@ -41,7 +41,7 @@ struct ErrorBody {
 
 /// An HTTP client for the API with the CLI's timeouts; error statuses are
 /// answers, not transport errors, so [`get_json`] can show their message.
-pub(super) fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(60)))

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, shared state and handlers.
 
+mod alerts;
 mod context;
 mod error;
 mod histogram;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub committed: tokio::sync::watch::Receiver<u64>,
     /// Live tails: their limits, gauges and shutdown.
     pub tails: Arc<Tails>,
+    /// Saved searches, alert rules and their delivery.
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 impl AppState {
@@ -74,6 +77,28 @@ pub fn app(state: AppState) -> Router {
         .route(TAIL_PATH, get(tail::tail))
         .route("/api/v1/histogram", get(histogram::histogram))
         .route("/api/v1/context", get(context::context))
+        .route(
+            "/api/v1/searches",
+            get(alerts::list_searches).post(alerts::create_search),
+        )
+        .route(
+            "/api/v1/searches/{id}",
+            get(alerts::get_search)
+                .put(alerts::update_search)
+                .delete(alerts::delete_search),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route(
+            "/api/v1/alerts/{id}",
+            get(alerts::get_rule)
+                .put(alerts::update_rule)
+                .delete(alerts::delete_rule),
+        )
+        .route("/api/v1/alerts/{id}/history", get(alerts::history))
+        .route("/api/v1/alerts/{id}/test", post(alerts::test))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .fallback(|| async { AppError::new(axum::http::StatusCode::NOT_FOUND, "no such route") })

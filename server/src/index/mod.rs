@@ -13,8 +13,11 @@
 //! - [`highlight`]: where a hit's message matches the query;
 //! - [`histogram`]: match counts per time bucket;
 //! - [`context`]: the lines around an event in its file.
-//! - [`tail`]: what matched after a given event, for live tail.
+//! - [`tail`]: what matched after a given event, for live tail;
+//! - [`arrivals`]: what matched among the events received in a span, for
+//!   alert rules.
 
+pub mod arrivals;
 pub mod context;
 pub mod highlight;
 pub mod histogram;

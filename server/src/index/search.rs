@@ -245,11 +245,7 @@ fn with_time_range(
 
 /// A time in ms as RFC 3339 UTC with milliseconds, as the API writes it.
 pub(super) fn rfc3339(ms: i64) -> String {
-    let time = DateTime::from_timestamp_millis(ms).into_utc();
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time.format(&format).unwrap_or_else(|_| ms.to_string())
+    crate::timeparse::rfc3339_ms(ms)
 }
 
 /// The API's view of a stored document; `cursor` carries its fast-field

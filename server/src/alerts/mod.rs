@@ -1,0 +1,78 @@
+//! Saved searches and alert rules: the store in `meta.sqlite`, the engine
+//! that evaluates rules over what the index has committed, and the outbox
+//! that delivers notifications by email and webhook.
+//!
+//! - [`model`]: searches, rules, channels and their validation;
+//! - [`store`]: the tables, with one transaction per decision;
+//! - [`engine`]: evaluation by arrival, with watermarks;
+//! - [`notify`]: what a notification says in each format;
+//! - [`deliver`]: the outbox worker, retries and attempt history.
+
+pub mod deliver;
+pub mod engine;
+pub mod model;
+pub mod notify;
+pub mod store;
+
+use std::sync::Arc;
+
+use tokio::sync::{watch, Notify};
+
+use crate::config::AlertsConfig;
+use crate::index::search::Searcher;
+
+/// The alerting parts a server runs, shared with the API.
+pub struct Alerts {
+    /// Searches, rules, outbox.
+    pub store: Arc<Store>,
+    /// Evaluates rules.
+    pub engine: Arc<engine::Engine>,
+    /// Delivers notifications.
+    pub outbox: Arc<deliver::Outbox>,
+    /// Wakes the outbox when deliveries are queued.
+    pub outbox_wake: Arc<Notify>,
+    /// Whether email channels can be used.
+    pub email_enabled: bool,
+    /// Where notification links point.
+    pub public_url: String,
+}
+
+pub use store::Store;
+
+impl Alerts {
+    /// Opens the store and builds the engine and outbox (not started).
+    pub fn new(
+        data_dir: &std::path::Path,
+        config: &AlertsConfig,
+        public_url: String,
+        searcher: Arc<Searcher>,
+        committed: watch::Receiver<u64>,
+    ) -> rusqlite::Result<Alerts> {
+        let store = Arc::new(Store::open(data_dir)?);
+        let outbox_wake = Arc::new(Notify::new());
+        let engine = engine::Engine::new(
+            Arc::clone(&store),
+            searcher,
+            committed,
+            Arc::clone(&outbox_wake),
+            public_url.clone(),
+        );
+        let outbox =
+            deliver::Outbox::new(Arc::clone(&store), config.clone(), Arc::clone(&outbox_wake));
+        Ok(Alerts {
+            store,
+            engine,
+            outbox,
+            outbox_wake,
+            email_enabled: config.smtp.is_some(),
+            public_url,
+        })
+    }
+
+    /// Starts evaluation and delivery on the current runtime; both stop when
+    /// `shutdown` turns true.
+    pub fn start(&self, shutdown: watch::Receiver<bool>) {
+        tokio::spawn(Arc::clone(&self.engine).run(shutdown.clone()));
+        tokio::spawn(Arc::clone(&self.outbox).run(shutdown));
+    }
+}

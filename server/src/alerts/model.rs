@@ -1,0 +1,425 @@
+//! Saved searches and alert rules as the API and the store see them, with
+//! the validation that turns a request body into something the engine can
+//! trust.
+
+use serde::{Deserialize, Serialize};
+
+/// Evaluation intervals a rule may use, in seconds: 10 s, 1 min, 10 min,
+/// 1 h, 1 day.
+pub const INTERVALS_SECS: &[u64] = &[10, 60, 600, 3600, 86_400];
+/// Longest window a threshold or absence rule may count over: 7 days.
+pub const MAX_WINDOW_SECS: u64 = 7 * 86_400;
+/// Most sample lines one notification carries.
+pub const MAX_SAMPLES: u32 = 50;
+/// Most channels per rule.
+pub const MAX_CHANNELS: usize = 10;
+/// Most recipients of one email channel.
+pub const MAX_EMAIL_RECIPIENTS: usize = 50;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_QUERY_BYTES: usize = 8 << 10;
+
+/// A named query.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SavedSearch {
+    /// Store id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Query text.
+    pub query: String,
+    /// Default time range for the UI, such as `1h` (free text, ≤ 32 chars).
+    pub range: Option<String>,
+    /// Creation time, ms.
+    pub created_at_ms: i64,
+}
+
+/// A saved search as a client sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchInput {
+    /// Unique name.
+    pub name: String,
+    /// Query text.
+    pub query: String,
+    /// Default time range.
+    #[serde(default)]
+    pub range: Option<String>,
+}
+
+impl SearchInput {
+    /// Checks the fields; the query's syntax is checked by the caller,
+    /// which has the query compiler.
+    pub fn validate(&self) -> Result<(), String> {
+        check_name(&self.name)?;
+        if self.query.len() > MAX_QUERY_BYTES {
+            return Err(format!("query: longer than {MAX_QUERY_BYTES} bytes"));
+        }
+        if let Some(range) = &self.range {
+            if range.chars().count() > 32 {
+                return Err("range: longer than 32 characters".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("name: must not be empty".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("name: longer than {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("name: must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// What makes a rule fire.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// New matches arrived.
+    Any,
+    /// At least `threshold` matches arrived within the window.
+    Threshold,
+    /// No match arrived within the window.
+    Absence,
+}
+
+impl RuleKind {
+    /// Name in storage and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleKind::Any => "any",
+            RuleKind::Threshold => "threshold",
+            RuleKind::Absence => "absence",
+        }
+    }
+
+    /// Parses [`RuleKind::name`].
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "any" => Some(RuleKind::Any),
+            "threshold" => Some(RuleKind::Threshold),
+            "absence" => Some(RuleKind::Absence),
+            _ => None,
+        }
+    }
+}
+
+/// Body shape of a webhook.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// Loghound's JSON, signed with HMAC-SHA256.
+    #[default]
+    Loghound,
+    /// `{"text": …}`, as Slack's incoming webhooks take it.
+    Slack,
+    /// A form field `payload` holding Papertrail's JSON.
+    Papertrail,
+}
+
+/// Where a notification goes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Channel {
+    /// Email through the server's SMTP relay.
+    Email {
+        /// Recipients.
+        to: Vec<String>,
+    },
+    /// An HTTP POST.
+    Webhook {
+        /// `http://` or `https://` URL.
+        url: String,
+        /// Body shape.
+        #[serde(default)]
+        format: WebhookFormat,
+        /// Key of the `X-Loghound-Signature` HMAC; none means unsigned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+    },
+}
+
+impl Channel {
+    /// A short description for the delivery history.
+    pub fn describe(&self) -> String {
+        match self {
+            Channel::Email { to } => format!("email {}", to.join(", ")),
+            Channel::Webhook { url, format, .. } => match format {
+                WebhookFormat::Loghound => format!("webhook {url}"),
+                WebhookFormat::Slack => format!("webhook (slack) {url}"),
+                WebhookFormat::Papertrail => format!("webhook (papertrail) {url}"),
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Channel::Email { to } => {
+                if to.is_empty() {
+                    return Err("channels: an email channel needs at least one address".into());
+                }
+                if to.len() > MAX_EMAIL_RECIPIENTS {
+                    return Err(format!(
+                        "channels: more than {MAX_EMAIL_RECIPIENTS} email recipients"
+                    ));
+                }
+                for address in to {
+                    if address.parse::<lettre::Address>().is_err() {
+                        return Err(format!("channels: invalid email address {address:?}"));
+                    }
+                }
+                Ok(())
+            }
+            Channel::Webhook { url, secret, .. } => {
+                let parsed: axum::http::Uri = url
+                    .parse()
+                    .map_err(|_| format!("channels: invalid webhook URL {url:?}"))?;
+                match parsed.scheme_str() {
+                    Some("http" | "https") if parsed.host().is_some() => {}
+                    _ => {
+                        return Err(format!(
+                            "channels: webhook URL {url:?} must be http:// or https:// with a host"
+                        ))
+                    }
+                }
+                if secret.as_ref().is_some_and(|s| s.len() > 1024) {
+                    return Err("channels: webhook secret longer than 1024 bytes".into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An alert rule as a client sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    /// The saved search whose query the rule runs.
+    pub search_id: i64,
+    /// Display name; the search's name when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What makes it fire.
+    pub kind: RuleKind,
+    /// Seconds between evaluations (one of [`INTERVALS_SECS`]); for `any`,
+    /// the least time between two notifications.
+    #[serde(default = "default_interval_secs")]
+    pub interval_secs: u64,
+    /// Seconds counted over by `threshold` and `absence`.
+    #[serde(default = "default_window_secs")]
+    pub window_secs: u64,
+    /// Matches that make a `threshold` rule fire.
+    #[serde(default = "default_threshold")]
+    pub threshold: u64,
+    /// Sample lines per notification.
+    #[serde(default = "default_samples")]
+    pub samples: u32,
+    /// A disabled rule is not evaluated.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Until then (ms since the epoch), the rule is evaluated but sends
+    /// nothing.
+    #[serde(default)]
+    pub muted_until_ms: Option<i64>,
+    /// Where notifications go.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+}
+
+const fn default_interval_secs() -> u64 {
+    10
+}
+const fn default_window_secs() -> u64 {
+    300
+}
+const fn default_threshold() -> u64 {
+    1
+}
+const fn default_samples() -> u32 {
+    5
+}
+const fn default_true() -> bool {
+    true
+}
+
+impl RuleInput {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(name) = &self.name {
+            check_name(name)?;
+        }
+        if !INTERVALS_SECS.contains(&self.interval_secs) {
+            return Err(format!(
+                "interval_secs: must be one of {INTERVALS_SECS:?}, not {}",
+                self.interval_secs
+            ));
+        }
+        if self.kind != RuleKind::Any
+            && (self.window_secs < 10 || self.window_secs > MAX_WINDOW_SECS)
+        {
+            return Err(format!(
+                "window_secs: must be between 10 and {MAX_WINDOW_SECS}"
+            ));
+        }
+        if self.kind == RuleKind::Threshold && self.threshold == 0 {
+            return Err("threshold: must be at least 1".into());
+        }
+        if self.samples > MAX_SAMPLES {
+            return Err(format!("samples: at most {MAX_SAMPLES}"));
+        }
+        if self.channels.len() > MAX_CHANNELS {
+            return Err(format!("channels: at most {MAX_CHANNELS}"));
+        }
+        self.channels.iter().try_for_each(Channel::validate)
+    }
+}
+
+/// Whether a rule is firing.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleStatus {
+    /// Not firing.
+    Ok,
+    /// Fired and not resolved yet (threshold and absence).
+    Firing,
+}
+
+impl RuleStatus {
+    /// Name in storage and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleStatus::Ok => "ok",
+            RuleStatus::Firing => "firing",
+        }
+    }
+}
+
+/// A rule's evaluation state.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RuleState {
+    /// Firing or not.
+    pub status: RuleStatus,
+    /// Event id evaluated through: `any` rules count only ids above it.
+    #[serde(skip)]
+    pub watermark_id: u64,
+    /// Last evaluation, ms.
+    pub last_evaluated_ms: Option<i64>,
+    /// Last notification, ms.
+    pub last_fired_ms: Option<i64>,
+    /// What went wrong in the last evaluation.
+    pub last_error: Option<String>,
+    /// When the rule is next due, ms.
+    #[serde(skip)]
+    pub next_eval_ms: i64,
+}
+
+/// A stored alert rule with its state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    /// Store id.
+    pub id: i64,
+    /// Saved search id.
+    pub search_id: i64,
+    /// Display name.
+    pub name: String,
+    /// The saved search's query, as evaluated.
+    pub query: String,
+    /// The saved search's name.
+    pub search_name: String,
+    /// What makes it fire.
+    pub kind: RuleKind,
+    /// See [`RuleInput::interval_secs`].
+    pub interval_secs: u64,
+    /// See [`RuleInput::window_secs`].
+    pub window_secs: u64,
+    /// See [`RuleInput::threshold`].
+    pub threshold: u64,
+    /// See [`RuleInput::samples`].
+    pub samples: u32,
+    /// See [`RuleInput::enabled`].
+    pub enabled: bool,
+    /// See [`RuleInput::muted_until_ms`].
+    pub muted_until_ms: Option<i64>,
+    /// Where notifications go.
+    pub channels: Vec<Channel>,
+    /// Creation time, ms.
+    pub created_at_ms: i64,
+    /// Grows with every change of the rule or its search.
+    #[serde(skip)]
+    pub version: i64,
+    /// Evaluation state.
+    pub state: RuleState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(json: &str) -> Result<(), String> {
+        let input: RuleInput = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        input.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        rule(r#"{"search_id": 1, "kind": "any"}"#).unwrap();
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases = [
+            (
+                r#"{"search_id":1,"kind":"any","interval_secs":7}"#,
+                "interval_secs",
+            ),
+            (
+                r#"{"search_id":1,"kind":"threshold","threshold":0}"#,
+                "threshold",
+            ),
+            (
+                r#"{"search_id":1,"kind":"absence","window_secs":1}"#,
+                "window_secs",
+            ),
+            (
+                r#"{"search_id":1,"kind":"any","channels":[{"type":"email","to":["nope"]}]}"#,
+                "invalid email address",
+            ),
+            (
+                r#"{"search_id":1,"kind":"any","channels":[{"type":"webhook","url":"ftp://x/"}]}"#,
+                "http:// or https://",
+            ),
+            (r#"{"search_id":1,"kind":"sometimes"}"#, "unknown variant"),
+            (
+                r#"{"search_id":1,"kind":"any","colour":"red"}"#,
+                "unknown field",
+            ),
+        ];
+        for (json, expected) in cases {
+            let err = rule(json).unwrap_err();
+            assert!(err.contains(expected), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn channels_round_trip() {
+        let channels = vec![
+            Channel::Email {
+                to: vec!["ops@example.com".into()],
+            },
+            Channel::Webhook {
+                url: "https://hooks.example.com/x".into(),
+                format: WebhookFormat::Slack,
+                secret: Some("s".into()),
+            },
+        ];
+        let text = serde_json::to_string(&channels).unwrap();
+        let back: Vec<Channel> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, channels);
+    }
+}
