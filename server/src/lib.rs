@@ -10,6 +10,7 @@
 //! - [`index`]: day indexes, the indexer thread, search;
 //! - [`http`]: routes and handlers;
 //! - [`tokens`], [`meta`]: API tokens in `meta.sqlite`;
+//! - [`sessions`]: the web UI's sign-in sessions;
 //! - [`serve`]: wires it all together; [`cli`]: the client commands.
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod meta;
 pub mod parse;
 pub mod query;
 pub mod serve;
+pub mod sessions;
 pub mod timeparse;
 pub mod tokens;
 pub mod wal;

@@ -20,6 +20,7 @@ use crate::index::indexer::{Indexer, IndexerConfig, IndexerMsg};
 use crate::index::search::Searcher;
 use crate::index::IndexSet;
 use crate::ingest::LocalIngest;
+use crate::sessions::Sessions;
 use crate::tokens::TokenStore;
 use crate::wal::{Durability, Wal};
 
@@ -167,6 +168,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         body_idle_timeout: Duration::from_millis(config.body_idle_timeout_ms),
         committed: committed_rx,
         tails: Arc::new(Tails::default()),
+        sessions: Sessions::default(),
     };
     Ok(Recovered {
         state,

@@ -1,12 +1,15 @@
 //! The HTTP API: routes, shared state and handlers.
 
 mod context;
+mod csrf;
 mod error;
 mod histogram;
 mod ingest;
 mod params;
 mod search;
+mod session;
 mod tail;
+mod ui;
 
 use std::sync::Arc;
 
@@ -15,10 +18,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use loghound_shared::api::INGEST_PATH;
 
+pub use self::csrf::CSRF_HEADER;
 pub use self::error::AppError;
+pub use self::session::SESSION_PATH;
 pub use self::tail::{TailLimits, Tails, TAIL_PATH};
 use crate::index::search::Searcher;
 use crate::ingest::IngestBackend;
+use crate::sessions::Sessions;
 use crate::tokens::{Scope, TokenStore};
 
 /// What every handler can reach.
@@ -40,10 +46,15 @@ pub struct AppState {
     pub committed: tokio::sync::watch::Receiver<u64>,
     /// Live tails: their limits, gauges and shutdown.
     pub tails: Arc<Tails>,
+    /// The web UI's signed-in browsers.
+    pub sessions: Sessions,
 }
 
 impl AppState {
-    /// Checks the request's token for `scope`.
+    /// Checks that the request may do what needs `scope`: by its bearer
+    /// token or, without one, by its session cookie (which has its token's
+    /// scopes). Cookie requests that change state have already passed the
+    /// CSRF guard of [`app`].
     pub async fn authorize(
         &self,
         headers: &axum::http::HeaderMap,
@@ -53,10 +64,18 @@ impl AppState {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let session_id = match authorization {
+            None => session::session_cookie(headers),
+            Some(_) => None,
+        };
         let tokens = self.tokens.clone();
-        tokio::task::spawn_blocking(move || tokens.authorize(authorization.as_deref(), scope))
-            .await
-            .map_err(AppError::internal)??;
+        let sessions = self.sessions.clone();
+        tokio::task::spawn_blocking(move || match session_id {
+            Some(id) => sessions.authorize(&tokens, &id, scope),
+            None => tokens.authorize(authorization.as_deref(), scope),
+        })
+        .await
+        .map_err(AppError::internal)??;
         Ok(())
     }
 }
@@ -65,7 +84,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     // The ingest handler reads the body itself to answer oversize bodies
     // with the JSON error every client expects.
-    Router::new()
+    let router = Router::new()
         .route(
             INGEST_PATH,
             post(ingest::ingest).layer(DefaultBodyLimit::disable()),
@@ -74,8 +93,20 @@ pub fn app(state: AppState) -> Router {
         .route(TAIL_PATH, get(tail::tail))
         .route("/api/v1/histogram", get(histogram::histogram))
         .route("/api/v1/context", get(context::context))
+        .route(
+            SESSION_PATH,
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
+        .route("/assets/{*path}", get(ui::asset));
+    let router = ui::PAGE_PATHS
+        .iter()
+        .fold(router, |router, path| router.route(path, get(ui::page)));
+    router
         .fallback(|| async { AppError::new(axum::http::StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn(csrf::guard))
         .with_state(state)
 }
