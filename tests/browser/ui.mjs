@@ -176,7 +176,8 @@ check('dragging across the histogram selects a sub-range', async ({ page }) => {
 check('older results load on scroll, without repeats', async ({ page }) => {
   await search(page, '');
   const total = await shownCount(page);
-  expect(total > 200, `more lines than one page (${total})`);
+  const firstPage = await page.locator('#results .hit').count();
+  expect(firstPage > 0 && total > firstPage, `more lines (${total}) than the first page shows (${firstPage})`);
   for (let i = 0; i < 20; i += 1) {
     const rows = await page.locator('#results .hit').count();
     if (rows >= total) break;
@@ -312,6 +313,7 @@ check('create an alert from the current search; send a test; see the history', a
   await page.getByLabel('Webhook secret').fill('s3cret');
   await page.click('#add-email');
   await page.getByLabel('Email addresses').fill('oncall@example.com, sre@example.com');
+  await screenshot(page, 'alert-form');
   await page.click('#alert-form button[type="submit"]');
   const row = page.locator('#alerts-rows tr', { hasText: 'Payment timeouts' });
   await row.waitFor({ timeout: WAIT_MS });

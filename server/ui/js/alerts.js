@@ -28,6 +28,15 @@ function channelSummary(channel) {
   return `webhook ${host} (${channel.format})`;
 }
 
+// What one delivery attempt came to: the HTTP status of a webhook, or
+// whether a mail went out, with the error if there was one.
+function attemptResult(attempt) {
+  const outcome = attempt.status_code !== null && attempt.status_code !== undefined
+    ? `HTTP ${attempt.status_code}`
+    : attempt.error ? 'failed' : 'sent';
+  return attempt.error ? `${outcome}: ${attempt.error}` : outcome;
+}
+
 function stateBadge(alert) {
   if (!alert.enabled) return h('span', { class: 'badge disabled' }, 'disabled');
   if (alert.muted_until_ms && alert.muted_until_ms > Date.now()) {
@@ -115,7 +124,7 @@ export function renderAlertsPage(main, { navigate, session }) {
         h('strong', {}, d.event), ` · ${d.count} ${d.count === 1 ? 'line' : 'lines'} · ${d.channel} · `,
         h('time', { datetime: new Date(d.created_at_ms).toISOString() }, formatShort(d.created_at_ms, true)),
         d.attempts.length ? h('ol', { class: 'attempts', 'aria-label': 'Attempts' }, d.attempts.map((a) => h('li', {},
-          `${formatShort(a.at_ms, true)} → ${a.status_code ?? 'no answer'}${a.error ? ` (${a.error})` : ''}`))) : null)));
+          `${formatShort(a.at_ms, true)} → ${attemptResult(a)}`))) : null)));
     } catch (e) {
       historyList.replaceChildren(h('li', { class: 'error' }, `Cannot load history: ${e.message}`));
     }

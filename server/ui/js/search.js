@@ -13,7 +13,7 @@ import { openSaveDialog } from './saved.js';
 import { LiveTail } from './tail.js';
 import { addTerm, charPositionToIndex, filterTerm, formatCount, formatShort } from './text.js';
 
-const PAGE_SIZE = 200;
+const PAGE_SIZE = 500;
 const HISTOGRAM_BUCKETS = 60;
 // Live lines kept on screen; older ones are removed from the bottom.
 const MAX_LIVE_ROWS = 5000;
