@@ -11,6 +11,7 @@
 //! - [`http`]: routes and handlers;
 //! - [`tokens`], [`meta`]: API tokens in `meta.sqlite`;
 //! - [`alerts`]: saved searches, alert rules, notification delivery;
+//! - [`sessions`]: the web UI's sign-in sessions;
 //! - [`serve`]: wires it all together; [`cli`]: the client commands.
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod meta;
 pub mod parse;
 pub mod query;
 pub mod serve;
+pub mod sessions;
 pub mod timeparse;
 pub mod tokens;
 pub mod wal;

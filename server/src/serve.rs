@@ -20,6 +20,7 @@ use crate::index::indexer::{Indexer, IndexerConfig, IndexerMsg};
 use crate::index::search::Searcher;
 use crate::index::IndexSet;
 use crate::ingest::LocalIngest;
+use crate::sessions::Sessions;
 use crate::tokens::TokenStore;
 use crate::wal::{Durability, Wal};
 
@@ -178,6 +179,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         committed: committed_rx,
         tails: Arc::new(Tails::default()),
         alerts: Arc::new(alerts),
+        sessions: Sessions::default(),
     };
     Ok(Recovered {
         state,

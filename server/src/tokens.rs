@@ -75,6 +75,11 @@ impl Scopes {
     fn decode(text: &str) -> Self {
         Scopes(text.split(',').filter_map(|s| s.parse().ok()).collect())
     }
+
+    /// The scopes' names, in a fixed order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|s| s.name()).collect()
+    }
 }
 
 /// Why a request is not authorized.
@@ -91,7 +96,8 @@ pub enum AuthError {
     Store(#[from] rusqlite::Error),
 }
 
-fn hash(token: &str) -> String {
+/// The SHA-256 of a secret (a token or a session id), as stored.
+pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -202,10 +208,25 @@ impl TokenStore {
                 "malformed Authorization header: expected `Bearer <token>`",
             ))?;
         // Lookup is by hash, so the comparison never touches the secret itself.
-        let scopes = self
-            .lookup(&hash(token))?
-            .ok_or(AuthError::Unauthenticated("unknown or revoked token"))?;
-        if scopes.allows(needed) {
+        self.authorize_hash(&hash(token), needed)
+    }
+
+    /// The scopes of a live (known, not revoked) token, given the token
+    /// itself. Blocking.
+    pub fn scopes_of(&self, token: &str) -> Result<Scopes, AuthError> {
+        self.scopes_of_hash(&hash(token))
+    }
+
+    /// The scopes of a live token known by its hash. Blocking.
+    pub fn scopes_of_hash(&self, token_hash: &str) -> Result<Scopes, AuthError> {
+        self.lookup(token_hash)?
+            .ok_or(AuthError::Unauthenticated("unknown or revoked token"))
+    }
+
+    /// Like [`TokenStore::authorize`], for a token known by its hash (a
+    /// session remembers only that). Blocking.
+    pub fn authorize_hash(&self, token_hash: &str, needed: Scope) -> Result<(), AuthError> {
+        if self.scopes_of_hash(token_hash)?.allows(needed) {
             Ok(())
         } else {
             Err(AuthError::Forbidden(needed))

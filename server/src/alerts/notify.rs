@@ -399,8 +399,8 @@ fn rfc3339(ms: i64) -> String {
 pub fn search_link(public_url: &str, query: &str, from_ms: i64, to_ms: i64) -> String {
     let params = form_urlencoded::Serializer::new(String::new())
         .append_pair("q", query)
-        .append_pair("from", &from_ms.saturating_sub(60_000).to_string())
-        .append_pair("to", &to_ms.saturating_add(60_000).to_string())
+        .append_pair("from", &rfc3339(from_ms.saturating_sub(60_000)))
+        .append_pair("to", &rfc3339(to_ms.saturating_add(60_000)))
         .finish();
     format!("{}/?{params}", public_url.trim_end_matches('/'))
 }

@@ -2,12 +2,15 @@
 
 mod alerts;
 mod context;
+mod csrf;
 mod error;
 mod histogram;
 mod ingest;
 mod params;
 mod search;
+mod session;
 mod tail;
+mod ui;
 
 use std::sync::Arc;
 
@@ -16,10 +19,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use loghound_shared::api::INGEST_PATH;
 
+pub use self::csrf::CSRF_HEADER;
 pub use self::error::AppError;
+pub use self::session::SESSION_PATH;
 pub use self::tail::{TailLimits, Tails, TAIL_PATH};
 use crate::index::search::Searcher;
 use crate::ingest::IngestBackend;
+use crate::sessions::Sessions;
 use crate::tokens::{Scope, TokenStore};
 
 /// What every handler can reach.
@@ -43,10 +49,15 @@ pub struct AppState {
     pub tails: Arc<Tails>,
     /// Saved searches, alert rules and their delivery.
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// The web UI's signed-in browsers.
+    pub sessions: Sessions,
 }
 
 impl AppState {
-    /// Checks the request's token for `scope`.
+    /// Checks that the request may do what needs `scope`: by its bearer
+    /// token or, without one, by its session cookie (which has its token's
+    /// scopes). Cookie requests that change state have already passed the
+    /// CSRF guard of [`app`].
     pub async fn authorize(
         &self,
         headers: &axum::http::HeaderMap,
@@ -56,10 +67,18 @@ impl AppState {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let session_id = match authorization {
+            None => session::session_cookie(headers),
+            Some(_) => None,
+        };
         let tokens = self.tokens.clone();
-        tokio::task::spawn_blocking(move || tokens.authorize(authorization.as_deref(), scope))
-            .await
-            .map_err(AppError::internal)??;
+        let sessions = self.sessions.clone();
+        tokio::task::spawn_blocking(move || match session_id {
+            Some(id) => sessions.authorize(&tokens, &id, scope),
+            None => tokens.authorize(authorization.as_deref(), scope),
+        })
+        .await
+        .map_err(AppError::internal)??;
         Ok(())
     }
 }
@@ -68,7 +87,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     // The ingest handler reads the body itself to answer oversize bodies
     // with the JSON error every client expects.
-    Router::new()
+    let router = Router::new()
         .route(
             INGEST_PATH,
             post(ingest::ingest).layer(DefaultBodyLimit::disable()),
@@ -99,8 +118,20 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/alerts/{id}/history", get(alerts::history))
         .route("/api/v1/alerts/{id}/test", post(alerts::test))
+        .route(
+            SESSION_PATH,
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
+        .route("/assets/{*path}", get(ui::asset));
+    let router = ui::PAGE_PATHS
+        .iter()
+        .fold(router, |router, path| router.route(path, get(ui::page)));
+    router
         .fallback(|| async { AppError::new(axum::http::StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn(csrf::guard))
         .with_state(state)
 }

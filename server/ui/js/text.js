@@ -1,0 +1,103 @@
+// Text helpers with no DOM: offsets between the server's units and
+// JavaScript's, filter terms, and time formatting.
+
+// Converts `[start, end)` UTF-8 byte ranges into `message` (as the search
+// API answers `highlights`) into UTF-16 index ranges for `String#slice`.
+// Ranges that do not fall on character boundaries are widened to them;
+// ranges past the end are clipped. Result is sorted and non-overlapping.
+export function byteRangesToStringRanges(message, ranges) {
+  if (!ranges || ranges.length === 0) return [];
+  // byteAt[i]: the UTF-8 offset of UTF-16 index i, for every code point start.
+  const starts = []; // pairs [byte offset, string index] per code point
+  let byte = 0;
+  let index = 0;
+  for (const ch of message) {
+    starts.push([byte, index]);
+    const cp = ch.codePointAt(0);
+    byte += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    index += ch.length;
+  }
+  starts.push([byte, index]);
+  const toIndex = (target, roundUp) => {
+    // Binary search for the code point containing byte `target`.
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid][0] <= target) lo = mid; else hi = mid - 1;
+    }
+    if (roundUp && starts[lo][0] < target && lo + 1 < starts.length) return starts[lo + 1][1];
+    return starts[lo][1];
+  };
+  const out = ranges
+    .filter((r) => Array.isArray(r) && r.length === 2 && r[1] > r[0])
+    .map(([s, e]) => [toIndex(Math.max(0, s), false), toIndex(Math.min(e, byte), true)])
+    .filter(([s, e]) => e > s)
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const merged = [];
+  for (const r of out) {
+    const last = merged[merged.length - 1];
+    if (last && r[0] <= last[1]) last[1] = Math.max(last[1], r[1]);
+    else merged.push([r[0], r[1]]);
+  }
+  return merged;
+}
+
+// The UTF-16 index of the `position`-th character (Unicode scalar value),
+// which is how the server counts query error positions.
+export function charPositionToIndex(text, position) {
+  let count = 0;
+  let index = 0;
+  for (const ch of text) {
+    if (count === position) return index;
+    count += 1;
+    index += ch.length;
+  }
+  return text.length;
+}
+
+// A `name:value` query term, quoting the value when the language needs it.
+export function filterTerm(name, value) {
+  const plain = /^[\p{L}\p{N}_./@-]+$/u.test(value) && !value.startsWith('-');
+  if (plain) return `${name}:${value}`;
+  return `${name}:"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+// Appends a term to a query unless the query already has it as a word.
+export function addTerm(query, term) {
+  const trimmed = query.trim();
+  if (trimmed.split(/\s+/).includes(term)) return trimmed;
+  return trimmed ? `${trimmed} ${term}` : term;
+}
+
+const pad = (n, width = 2) => String(n).padStart(width, '0');
+
+// `YYYY-MM-DD HH:MM:SS.mmm` in local time: fixed width, sorts as text.
+export function formatTimestamp(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+// A short local time for axes and labels; the date only when it differs
+// from today.
+export function formatShort(ms, withSeconds = false) {
+  const d = new Date(ms);
+  const today = new Date();
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}${withSeconds ? `:${pad(d.getSeconds())}` : ''}`;
+  if (d.toDateString() === today.toDateString()) return time;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
+}
+
+// A duration in words: 10 s, 5 min, 1 h, 1 day.
+export function formatDuration(secs) {
+  if (secs % 86400 === 0) return secs === 86400 ? '1 day' : `${secs / 86400} days`;
+  if (secs % 3600 === 0) return `${secs / 3600} h`;
+  if (secs % 60 === 0) return `${secs / 60} min`;
+  return `${secs} s`;
+}
+
+export function formatCount(n) {
+  return n.toLocaleString('en-US');
+}

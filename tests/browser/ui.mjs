@@ -1,0 +1,408 @@
+// Drives Loghound's web UI in headless Chromium against a real server fed
+// by a real agent (started by tests/tests/web_ui.rs). Expectations come
+// from the watched log file itself, read here, never from the server.
+//
+// Environment:
+//   LOGHOUND_URL          the server, http://127.0.0.1:PORT
+//   LOGHOUND_TOKEN        a token with the read and admin scopes
+//   LOGHOUND_LOG_FILE     the file the agent follows; lines are appended to it
+//   LOGHOUND_CHROMIUM     the browser (default /usr/bin/chromium)
+//   LOGHOUND_SCREENSHOTS  where to save one PNG per page (optional)
+//
+// Prints `ok: <check>` per passed check and `PASS` at the end; exits 1 at
+// the first failed check, printing what was expected and what was seen.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { installContractFake } from './contract-fake.mjs';
+
+const WAIT_MS = 30_000;
+
+function need(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`FAIL: environment variable ${name} is not set`);
+    process.exit(2);
+  }
+  return value;
+}
+const BASE = need('LOGHOUND_URL');
+const TOKEN = need('LOGHOUND_TOKEN');
+const LOG_FILE = need('LOGHOUND_LOG_FILE');
+const CHROMIUM = process.env.LOGHOUND_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.LOGHOUND_SCREENSHOTS || '';
+
+class CheckFailed extends Error {}
+function expect(condition, message) {
+  if (!condition) throw new CheckFailed(message);
+}
+function expectEqual(seen, wanted, what) {
+  const a = JSON.stringify(seen);
+  const b = JSON.stringify(wanted);
+  expect(a === b, `${what}: expected ${b}, saw ${a}`);
+}
+
+// ---- the oracle: the log file as written --------------------------------
+
+function fileLines() {
+  const text = fs.readFileSync(LOG_FILE, 'utf8');
+  const lines = text.split('\n');
+  lines.pop(); // after the last newline
+  return lines;
+}
+// Words as the index splits them: runs of letters and digits, lowercased.
+const words = (line) => line.split(/[^\p{L}\p{N}]+/u).filter(Boolean).map((w) => w.toLowerCase());
+const hasWord = (line, word) => words(line).includes(word);
+const levelOf = (line) => line.split(' ')[1];
+
+// ---- page helpers --------------------------------------------------------
+
+async function waitSearchDone(page) {
+  await page.waitForFunction(() => {
+    const results = document.querySelector('#results');
+    const count = document.querySelector('#count');
+    return results && results.getAttribute('aria-busy') === 'false' && count &&
+      (count.dataset.count !== '' || !document.querySelector('#query-error').hidden ||
+       !document.querySelector('#search-error').hidden);
+  }, null, { timeout: WAIT_MS });
+}
+
+async function search(page, query) {
+  await page.fill('#q', query);
+  await page.press('#q', 'Enter');
+  await waitSearchDone(page);
+}
+
+async function shownCount(page) {
+  const text = await page.getAttribute('#count', 'data-count');
+  expect(text !== null && text !== '', `no count shown (search error: ${await page.textContent('#search-error')})`);
+  return Number(text);
+}
+
+const messages = (page, scope = '#results') => page.$$eval(`${scope} .hit .msg`, (els) => els.map((e) => e.textContent));
+
+async function screenshot(page, name) {
+  if (!SHOTS) return;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+// ---- the checks ----------------------------------------------------------
+
+const checks = [];
+const check = (name, fn) => checks.push({ name, fn });
+
+check('sign in with a token; the cookie is HttpOnly and SameSite=Strict', async ({ page, context }) => {
+  await page.goto(`${BASE}/`);
+  await page.waitForSelector('#signin-token');
+  await screenshot(page, 'signin');
+  await page.fill('#signin-token', 'lh_not_a_token');
+  await page.click('#signin-form button[type="submit"]');
+  await page.waitForSelector('#signin-error:not([hidden])');
+  expect((await page.textContent('#signin-error')).includes('unknown or revoked'), 'a wrong token is refused with a message');
+  await page.fill('#signin-token', TOKEN);
+  await page.click('#signin-form button[type="submit"]');
+  await page.waitForSelector('#q');
+  await waitSearchDone(page);
+  const cookies = await context.cookies(BASE);
+  const session = cookies.find((c) => c.name === 'loghound_session');
+  expect(session, `a loghound_session cookie, saw ${JSON.stringify(cookies.map((c) => c.name))}`);
+  expect(session.httpOnly, 'the session cookie is HttpOnly');
+  expectEqual(session.sameSite, 'Strict', 'SameSite');
+  expect(!(await page.evaluate(() => document.cookie)).includes('loghound_session'), 'scripts cannot read the cookie');
+});
+
+check('UTF-8 byte ranges become the right string ranges', async ({ page }) => {
+  const seen = await page.evaluate(async () => {
+    const { byteRangesToStringRanges, charPositionToIndex } = await import('/assets/js/text.js');
+    const message = 'café ☕ 😀 timeout';
+    const bytes = new TextEncoder().encode(message);
+    const start = bytes.length - 'timeout'.length;
+    const [[s, e]] = byteRangesToStringRanges(message, [[start, bytes.length]]);
+    return { word: message.slice(s, e), emoji: charPositionToIndex('😀x', 1) };
+  });
+  expectEqual(seen, { word: 'timeout', emoji: 2 }, 'conversion');
+});
+
+check('a query shows the right count and lines, newest first, highlighted', async ({ page }) => {
+  const lines = fileLines();
+  const wanted = lines.filter((l) => hasWord(l, 'timeout')).reverse();
+  expect(wanted.length > 0, 'the log file has timeout lines');
+  await search(page, 'timeout');
+  expectEqual(await shownCount(page), wanted.length, 'count of "timeout"');
+  expectEqual(await messages(page), wanted, 'lines of "timeout"');
+  const marks = await page.$$eval('#results .hit', (rows) => rows.map((row) => [...row.querySelectorAll('mark')].map((m) => m.textContent)));
+  marks.forEach((found, i) => {
+    const times = words(wanted[i]).filter((w) => w === 'timeout').length;
+    expectEqual(found.map((m) => m.toLowerCase()), Array(times).fill('timeout'), `highlights of line ${JSON.stringify(wanted[i])}`);
+  });
+  expect(new URL(page.url()).searchParams.get('q') === 'timeout', `the URL holds the query: ${page.url()}`);
+  await screenshot(page, 'search');
+});
+
+check('the histogram total equals the count', async ({ page }) => {
+  for (const query of ['timeout', '']) {
+    await search(page, query);
+    const bars = await page.$$eval('#histogram rect.bar', (rects) => rects.map((r) => Number(r.dataset.count)));
+    expect(bars.length > 0, `histogram bars for ${JSON.stringify(query)}`);
+    expectEqual(bars.reduce((a, b) => a + b, 0), await shownCount(page), `histogram sum for ${JSON.stringify(query)}`);
+  }
+  expectEqual(await shownCount(page), fileLines().length, 'count of everything');
+});
+
+check('dragging across the histogram selects a sub-range', async ({ page }) => {
+  await search(page, '');
+  const total = await shownCount(page);
+  const box = await page.locator('#histogram svg').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await waitSearchDone(page);
+  const url = new URL(page.url());
+  const from = Date.parse(url.searchParams.get('from'));
+  const to = Date.parse(url.searchParams.get('to'));
+  expect(from < to, `the URL holds the selected range: ${page.url()}`);
+  expectEqual(await page.inputValue('#range'), 'custom', 'range picker');
+  const inRange = fileLines().filter((l) => { const t = Date.parse(l.split(' ')[0]); return t >= from && t < to; });
+  expectEqual(await shownCount(page), inRange.length, 'count in the selected range');
+  expect(inRange.length < total, 'the selection is narrower than everything');
+  await page.selectOption('#range', '1h');
+  await waitSearchDone(page);
+});
+
+check('older results load on scroll, without repeats', async ({ page }) => {
+  await search(page, '');
+  const total = await shownCount(page);
+  const firstPage = await page.locator('#results .hit').count();
+  expect(firstPage > 0 && total > firstPage, `more lines (${total}) than the first page shows (${firstPage})`);
+  for (let i = 0; i < 20; i += 1) {
+    const rows = await page.locator('#results .hit').count();
+    if (rows >= total) break;
+    await page.locator('#more').scrollIntoViewIfNeeded();
+    await page.waitForFunction((n) => document.querySelectorAll('#results .hit').length > n, rows, { timeout: WAIT_MS });
+  }
+  const ids = await page.$$eval('#results .hit', (rows) => rows.map((r) => r.dataset.id));
+  expectEqual(ids.length, total, 'rows after scrolling');
+  expectEqual(new Set(ids).size, ids.length, 'distinct rows');
+  expectEqual(await messages(page), fileLines().reverse(), 'all lines, newest first');
+});
+
+check('clicking a chip adds its filter', async ({ page }) => {
+  await search(page, 'timeout');
+  await page.click('#results .hit .chip.sev[data-filter-value="error"]');
+  await waitSearchDone(page);
+  expectEqual(await page.inputValue('#q'), 'timeout severity:error', 'query after the chip');
+  const wanted = fileLines().filter((l) => hasWord(l, 'timeout') && levelOf(l) === 'ERROR');
+  expectEqual(await shownCount(page), wanted.length, 'count after the chip');
+});
+
+check('a bad query shows the server\'s error at its position', async ({ page }) => {
+  const query = 'host:web3 (timeout OR "unclosed';
+  const answer = await page.request.get(`${BASE}/api/v1/search?${new URLSearchParams({ q: query })}`);
+  expectEqual(answer.status(), 400, 'the API answers 400');
+  const body = await answer.json();
+  await search(page, query);
+  await page.waitForSelector('#query-error:not([hidden])');
+  expectEqual(await page.textContent('#query-error-message'), body.error, 'error message');
+  expectEqual(await page.getAttribute('#query-error', 'data-position'), String(body.position), 'position');
+  const marked = await page.textContent('#query-error-echo mark');
+  expectEqual(marked, [...query][body.position] ?? ' ', 'the marked character');
+  expectEqual(await page.getAttribute('#q', 'aria-invalid'), 'true', 'the box is marked invalid');
+});
+
+check('/ focuses the search box', async ({ page }) => {
+  await page.evaluate(() => document.activeElement && document.activeElement.blur());
+  expect(await page.evaluate(() => document.activeElement === document.body), 'nothing focused');
+  await page.keyboard.press('/');
+  expectEqual(await page.evaluate(() => document.activeElement && document.activeElement.id), 'q', 'focused element');
+});
+
+check('clicking a line opens its context: the neighbours in the file', async ({ page }) => {
+  const lines = fileLines();
+  const at = lines.findIndex((l) => hasWord(l, 'contextneedle'));
+  expect(at >= 15 && at + 15 < lines.length, 'the needle has 15 lines on each side');
+  await search(page, 'contextneedle');
+  expectEqual(await shownCount(page), 1, 'needle count');
+  await page.click('#results .hit .msg');
+  await page.waitForSelector('#context-dialog[open] #context-lines[aria-busy="false"]');
+  expectEqual(await messages(page, '#context-lines'), lines.slice(at - 15, at + 16), 'context lines');
+  expectEqual(await page.textContent('#context-lines .hit[aria-current="true"] .msg'), lines[at], 'the event itself');
+  await screenshot(page, 'context');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#context-dialog', { state: 'hidden' });
+});
+
+check('live tail shows appended lines; pause holds them until resume', async ({ page }) => {
+  await search(page, '');
+  await page.click('#tail-toggle');
+  await page.waitForSelector('#tail-status[data-state="live"]');
+  const stamp = () => new Date().toISOString();
+  const first = `${stamp()} WARN api tailprobe first line appended while following`;
+  fs.appendFileSync(LOG_FILE, `${first}\n`);
+  await page.waitForFunction((text) => [...document.querySelectorAll('#results .hit.live .msg')].some((m) => m.textContent === text), first, { timeout: WAIT_MS });
+  await page.click('#tail-pause');
+  await page.waitForSelector('#tail-status[data-state="paused"]');
+  const second = `${stamp()} ERROR api tailprobe second line appended while paused`;
+  fs.appendFileSync(LOG_FILE, `${second}\n`);
+  await page.waitForFunction(() => /1 waiting/.test(document.querySelector('#tail-status').textContent), null, { timeout: WAIT_MS });
+  expect(!(await messages(page)).includes(second), 'a paused tail does not show new lines');
+  await page.click('#tail-pause');
+  await page.waitForFunction((text) => document.querySelector('#results .hit .msg').textContent === text, second, { timeout: WAIT_MS });
+  expectEqual((await messages(page)).slice(0, 2), [second, first], 'newest live lines on top');
+  await screenshot(page, 'tail');
+  await page.click('#tail-toggle');
+  await page.waitForSelector('#tail-status[hidden]', { state: 'attached' });
+});
+
+async function apiStatus(page, route) {
+  return (await page.request.get(`${BASE}${route}`)).status();
+}
+
+check('alerts say so when the server has no alerts API', async ({ page, context, fakes }) => {
+  if (!fakes.alerts) return 'skipped: this server has the alerts API';
+  await page.goto(`${BASE}/alerts`);
+  await page.waitForFunction(() => /not available/.test(document.querySelector('#alerts-status').textContent), null, { timeout: WAIT_MS });
+  expectEqual(await page.textContent('#alerts-status'), 'Alerts are not available on this server.', 'alerts status');
+  await installContractFake(context, fakes);
+  fakes.installed = true;
+  return 'the real server answered 404';
+});
+
+check('save a search and see it in the list; rename; open', async ({ page, context, fakes }) => {
+  if (!fakes.installed && (fakes.searches || fakes.alerts)) { await installContractFake(context, fakes); fakes.installed = true; }
+  await page.goto(`${BASE}/?q=timeout&range=1h`);
+  await waitSearchDone(page);
+  await page.click('#save-search');
+  await page.fill('#save-name', 'Timeouts');
+  await page.click('#save-form button[type="submit"]');
+  await page.waitForSelector('#save-dialog', { state: 'hidden' });
+  await page.click('nav a[href="/saved"]');
+  const row = page.locator('#saved-rows tr', { hasText: 'Timeouts' });
+  await row.waitFor({ timeout: WAIT_MS });
+  expectEqual(await row.locator('td.query').textContent(), 'timeout', 'saved query');
+  await page.getByRole('button', { name: 'Rename Timeouts' }).click();
+  await page.getByLabel('New name').fill('Upstream timeouts');
+  await page.getByLabel('New name').press('Enter');
+  await page.locator('#saved-rows td.name', { hasText: 'Upstream timeouts' }).waitFor({ timeout: WAIT_MS });
+  await screenshot(page, 'saved');
+  await page.locator('#saved-rows tr', { hasText: 'Upstream timeouts' }).getByRole('link', { name: 'Open' }).click();
+  await page.waitForSelector('#q');
+  await waitSearchDone(page);
+  expectEqual(await page.inputValue('#q'), 'timeout', 'opened query');
+  expectEqual(await page.inputValue('#range'), '1h', 'opened range');
+  return fakes.searches ? 'against the contract fake: the server answered 404' : 'against the server';
+});
+
+check('create an alert from the current search; send a test; see the history', async ({ page, context, fakes }) => {
+  if (!fakes.installed && (fakes.searches || fakes.alerts)) { await installContractFake(context, fakes); fakes.installed = true; }
+  await page.goto(`${BASE}/?q=${encodeURIComponent('timeout severity:error')}&range=1h`);
+  await waitSearchDone(page);
+  await page.click('#create-alert');
+  await page.waitForSelector('#alert-form');
+  await page.fill('#alert-name', 'Payment timeouts');
+  await page.getByLabel('matches in the window reach the threshold').check();
+  await page.fill('#alert-threshold', '3');
+  await page.selectOption('#alert-interval', '60');
+  await page.selectOption('#alert-window', '300');
+  await page.click('#add-webhook');
+  await page.getByLabel('Webhook URL').fill('http://127.0.0.1:9/loghound-hook');
+  await page.getByLabel('Webhook format').selectOption('slack');
+  await page.getByLabel('Webhook secret').fill('s3cret');
+  await page.click('#add-email');
+  await page.getByLabel('Email addresses').fill('oncall@example.com, sre@example.com');
+  await screenshot(page, 'alert-form');
+  await page.click('#alert-form button[type="submit"]');
+  const row = page.locator('#alerts-rows tr', { hasText: 'Payment timeouts' });
+  await row.waitFor({ timeout: WAIT_MS });
+  expect((await row.textContent()).includes('≥ 3 matches in 5 min'), `rule summary in ${await row.textContent()}`);
+  await page.getByRole('button', { name: 'Send test Payment timeouts' }).click();
+  await page.locator('#history-list li[data-delivery-id]').first().waitFor({ timeout: WAIT_MS });
+  const history = await page.textContent('#history-list');
+  expect(history.includes('test'), `a test delivery in the history: ${history}`);
+  await screenshot(page, 'alerts');
+  return fakes.alerts ? 'against the contract fake: the server answered 404' : 'against the server';
+});
+
+check('the theme toggle switches between dark and light', async ({ page }) => {
+  await page.goto(`${BASE}/?q=timeout&range=1h`);
+  await waitSearchDone(page);
+  await page.click('#theme-toggle');
+  expectEqual(await page.evaluate(() => document.documentElement.dataset.theme), 'light', 'theme after toggle');
+  await screenshot(page, 'search-light');
+  await page.click('#theme-toggle');
+  expectEqual(await page.evaluate(() => document.documentElement.dataset.theme), 'dark', 'theme after second toggle');
+});
+
+check('sign out ends the session; the old cookie is refused', async ({ page, context }) => {
+  const before = (await context.cookies(BASE)).find((c) => c.name === 'loghound_session');
+  expect(before, 'signed in before signing out');
+  await page.click('#sign-out');
+  await page.waitForSelector('#signin-token');
+  expectEqual(await apiStatus(page, '/api/v1/search'), 401, 'a search after signing out');
+  const replayed = await page.request.get(`${BASE}/api/v1/search`, { headers: { Cookie: `loghound_session=${before.value}` } });
+  expectEqual(replayed.status(), 401, 'a search with the signed-out cookie');
+});
+
+// ---- run -----------------------------------------------------------------
+
+async function main() {
+  if (!fs.existsSync(CHROMIUM)) {
+    console.error(`FAIL: no browser at ${CHROMIUM}: install it with \`apt-get install -y chromium\``);
+    process.exit(2);
+  }
+  // Playwright starts the browser with a fresh temporary profile.
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 860 }, colorScheme: 'dark' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
+  page.on('console', (message) => {
+    // Failed loads the UI expects (401 before sign-in, 400 for the bad
+    // query, 404 for absent APIs) are logged by Chromium; anything else,
+    // CSP violations above all, is a problem.
+    const text = message.text();
+    if (message.type() === 'error' && !/Failed to load resource: the server responded with a status of (400|401|404)/.test(text)) {
+      problems.push(`console: ${text}`);
+    }
+  });
+  const fakes = {
+    searches: (await context.request.get(`${BASE}/api/v1/searches`, { headers: { Authorization: `Bearer ${TOKEN}` } })).status() === 404,
+    alerts: (await context.request.get(`${BASE}/api/v1/alerts`, { headers: { Authorization: `Bearer ${TOKEN}` } })).status() === 404,
+    installed: false,
+  };
+  let failed = false;
+  for (const { name, fn } of checks) {
+    try {
+      const note = await fn({ page, context, fakes });
+      console.log(`ok: ${name}${note ? ` (${note})` : ''}`);
+    } catch (error) {
+      console.log(`FAIL: ${name}: ${error instanceof CheckFailed ? error.message : error.stack}`);
+      if (problems.length) console.log(`the page reported errors:\n  ${problems.join('\n  ')}`);
+      const shot = path.join(os.tmpdir(), `loghound-ui-failure-${process.pid}.png`);
+      await page.screenshot({ path: shot }).then(() => console.log(`screenshot of the failure: ${shot}`), () => {});
+      failed = true;
+      break;
+    }
+  }
+  if (!failed && problems.length) {
+    console.log(`FAIL: the page reported errors:\n  ${problems.join('\n  ')}`);
+    failed = true;
+  }
+  await browser.close();
+  if (failed) process.exit(1);
+  console.log('PASS');
+}
+
+main().catch((error) => {
+  console.log(`FAIL: ${error.stack}`);
+  process.exit(1);
+});
