@@ -753,3 +753,108 @@ fn cli_saves_lists_and_removes_searches() {
     let missing = cli(&url, &s.admin, &["rm", "slow requests"]);
     assert!(!missing.status.success());
 }
+
+#[test]
+fn a_slow_webhook_does_not_hold_up_other_deliveries() {
+    let config = "[alerts]\ndelivery_timeout_ms = 120000\n";
+    let s = setup_with(Some(config), &[]);
+    let slow = Receiver::start();
+    slow.set_delay(Duration::from_secs(120));
+    let fast = Receiver::start();
+    let search = s.save_search("crashes", "segfault");
+    let slow_rule = s.create_rule(json!({
+        "search_id": search, "name": "to slow", "kind": "any",
+        "channels": [{"type": "webhook", "url": slow.url("/slow")}],
+    }));
+    s.create_rule(json!({
+        "search_id": search, "name": "to fast", "kind": "any",
+        "channels": [{"type": "webhook", "url": fast.url("/fast")}],
+    }));
+    s.write(&[format!("{} ERROR worker segfault at 0x0", now_rfc3339())]);
+    slow.wait_until("the slow receiver's request", NOTIFY_TIMEOUT, |r| {
+        !r.is_empty()
+    });
+    fast.wait_until("the fast receiver's request", NOTIFY_TIMEOUT, |r| {
+        !r.is_empty()
+    });
+    // The slow receiver has not answered yet, and the other delivery is done.
+    let history = s.history(slow_rule);
+    assert_eq!(history[0]["status"], "pending", "{history:?}");
+    assert_eq!(
+        history[0]["attempts"][0]["outcome"], "sending",
+        "{history:?}"
+    );
+}
+
+#[test]
+fn a_muted_rule_sends_nothing_and_does_not_replay_after_unmuting() {
+    let s = setup();
+    let receiver = Receiver::start();
+    let search = s.save_search("denied", "\"permission denied\"");
+    let muted = json!({
+        "search_id": search, "kind": "any", "muted_until_ms": 4_102_444_800_000i64,
+        "channels": [{"type": "webhook", "url": receiver.url("/m")}],
+    });
+    let rule = s.create_rule(muted.clone());
+    s.write(&[format!(
+        "{} WARN open /etc/shadow: permission denied (muted)",
+        now_rfc3339()
+    )]);
+    loghound_tests::wait_for_count(
+        s.url(),
+        &s.pipeline.read_token,
+        "\"permission denied\"",
+        1,
+        NOTIFY_TIMEOUT,
+    );
+    // Wait for an evaluation that saw the line.
+    let (_, hits) =
+        loghound_tests::search(s.url(), &s.pipeline.read_token, "\"permission denied\"");
+    let line_id: u64 = hits[0]["id"].as_str().unwrap().parse().unwrap();
+    let deadline = Instant::now() + NOTIFY_TIMEOUT;
+    loop {
+        let state = api_expect(
+            "GET",
+            s.url(),
+            &format!("/api/v1/alerts/{rule}"),
+            &s.admin,
+            None,
+            200,
+        );
+        let through = state["state"]["evaluated_through"].as_str().unwrap_or("0");
+        if through.parse::<u64>().unwrap() >= line_id {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rule was not evaluated through line {line_id}: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(receiver.requests().is_empty(), "a muted rule notified");
+
+    let mut unmuted = muted;
+    unmuted["muted_until_ms"] = Value::Null;
+    api_expect(
+        "PUT",
+        s.url(),
+        &format!("/api/v1/alerts/{rule}"),
+        &s.admin,
+        Some(&unmuted),
+        200,
+    );
+    s.write(&[format!(
+        "{} WARN open /root: permission denied (live)",
+        now_rfc3339()
+    )]);
+    let got = receiver.wait_until("the unmuted notification", NOTIFY_TIMEOUT, |r| {
+        !r.is_empty()
+    });
+    assert_no_more(&receiver, 1, Duration::from_secs(3));
+    let body = got[0].json();
+    assert_eq!(body["count"], 1, "{body}");
+    assert!(body["events"][0]["message"]
+        .as_str()
+        .unwrap()
+        .ends_with("(live)"));
+}

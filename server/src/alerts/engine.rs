@@ -46,6 +46,8 @@ pub struct Runtime {
     pub last_evaluated_ms: Option<i64>,
     /// Its error, if it failed.
     pub last_error: Option<String>,
+    /// The newest event id it could see.
+    pub evaluated_through: Option<u64>,
 }
 
 /// Evaluates rules.
@@ -163,6 +165,7 @@ impl Engine {
             let mut runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
             let entry = runtime.entry(rule.id).or_default();
             entry.last_evaluated_ms = Some(now);
+            entry.evaluated_through = Some(through);
             match result {
                 Ok(arrivals) => {
                     entry.last_error = None;

@@ -314,9 +314,20 @@ pub struct RuleState {
     pub last_fired_ms: Option<i64>,
     /// What went wrong in the last evaluation.
     pub last_error: Option<String>,
+    /// The newest event id the last evaluation could see (a string, as
+    /// hit ids are): every line up to it has been judged.
+    #[serde(serialize_with = "id_string")]
+    pub evaluated_through: Option<u64>,
     /// When the rule is next due, ms.
     #[serde(skip)]
     pub next_eval_ms: i64,
+}
+
+fn id_string<S: serde::Serializer>(id: &Option<u64>, serializer: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => serializer.serialize_str(&id.to_string()),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// A stored alert rule with its state.

@@ -653,6 +653,7 @@ fn rule_from_row(row: &Row<'_>) -> rusqlite::Result<Rule> {
             last_fired_ms: row.get(18)?,
             last_evaluated_ms: None,
             last_error: None,
+            evaluated_through: None,
         },
     })
 }

@@ -81,6 +81,7 @@ fn with_runtime(state: &AppState, mut rule: Rule) -> Rule {
     let runtime = state.alerts.engine.runtime(rule.id);
     rule.state.last_evaluated_ms = runtime.last_evaluated_ms;
     rule.state.last_error = runtime.last_error;
+    rule.state.evaluated_through = runtime.evaluated_through;
     rule
 }
 
