@@ -48,7 +48,17 @@ pub struct Runtime {
     pub last_error: Option<String>,
     /// The newest event id it could see.
     pub evaluated_through: Option<u64>,
+    /// An `any` rule's watermark advanced past spans without matches,
+    /// with the rule version it belongs to: written to the store at most
+    /// once a minute (or with the next notification), since evaluating a
+    /// span without matches again finds nothing again.
+    watermark: Option<(i64, u64)>,
+    /// When `watermark` was last written, ms.
+    persisted_ms: i64,
 }
+
+/// How often an `any` rule's watermark is written while nothing matches.
+const WATERMARK_PERSIST_MS: i64 = 60_000;
 
 /// Evaluates rules.
 pub struct Engine {
@@ -96,6 +106,16 @@ impl Engine {
             .get(&rule_id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The watermark to count from: the stored one, or the one kept in
+    /// memory for the same rule version if it is further.
+    fn watermark(&self, rule: &Rule) -> u64 {
+        let runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        match runtime.get(&rule.id).and_then(|r| r.watermark) {
+            Some((version, id)) if version == rule.version => id.max(rule.state.watermark_id),
+            _ => rule.state.watermark_id,
+        }
     }
 
     /// The newest event id that is searchable.
@@ -148,7 +168,7 @@ impl Engine {
         let mut next_due: Option<i64> = None;
         for rule in rules.iter().filter(|r| r.enabled) {
             let due_at = match rule.kind {
-                RuleKind::Any if through <= rule.state.watermark_id => {
+                RuleKind::Any if through <= self.watermark(rule) => {
                     continue;
                 }
                 _ => rule.state.next_eval_ms,
@@ -207,7 +227,7 @@ impl Engine {
         match rule.kind {
             RuleKind::Any => ArrivalsRequest {
                 query: rule.query.clone(),
-                after_id: rule.state.watermark_id,
+                after_id: self.watermark(rule),
                 through_id: through,
                 received_from_ms: None,
                 samples: rule.samples as usize,
@@ -259,8 +279,15 @@ impl Engine {
         match rule.kind {
             RuleKind::Any => {
                 if arrivals.count == 0 {
-                    // Nothing new: move the watermark so the next count
-                    // starts here.
+                    // Nothing new: the next count starts here. Kept in
+                    // memory, and stored once a minute.
+                    let mut runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+                    let entry = runtime.entry(rule.id).or_default();
+                    entry.watermark = Some((rule.version, through));
+                    if now.saturating_sub(entry.persisted_ms) < WATERMARK_PERSIST_MS {
+                        return None;
+                    }
+                    entry.persisted_ms = now;
                     return Some(evaluated(RuleStatus::Ok, through, 0, None));
                 }
                 let since = rule.state.last_fired_ms.unwrap_or(rule.created_at_ms);

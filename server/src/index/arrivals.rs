@@ -10,7 +10,7 @@ use std::ops::Bound;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
+use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery};
 use tantivy::{
     DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
@@ -89,7 +89,21 @@ impl Searcher {
             if !may_hold_ids_after(searcher, request.after_id) {
                 continue;
             }
-            let fruit = searcher.search(&query, &collector)?;
+            // Only segments that may hold the span: new arrivals sit in a
+            // few small recent segments, so most of a large index is
+            // skipped without building a scorer for it.
+            let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
+            let mut fruits = Vec::new();
+            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                if segment_may_hold(segment, request) {
+                    fruits.push(collector.collect_segment(
+                        weight.as_ref(),
+                        ord as SegmentOrdinal,
+                        segment,
+                    )?);
+                }
+            }
+            let fruit = collector.merge_fruits(fruits)?;
             count += fruit.count;
             newest.extend(
                 fruit
@@ -110,6 +124,25 @@ impl Searcher {
             newest: hits,
         })
     }
+}
+
+/// Whether a segment's id and receive-time bounds meet the span, read
+/// from its fast-field metadata without touching documents.
+fn segment_may_hold(segment: &SegmentReader, request: &ArrivalsRequest) -> bool {
+    if segment.num_docs() == 0 {
+        return false;
+    }
+    let fast = segment.fast_fields();
+    let ids_meet = fast.u64("id").map_or(true, |ids| {
+        ids.max_value() > request.after_id && ids.min_value() <= request.through_id
+    });
+    let received_meets = match request.received_from_ms {
+        None => true,
+        Some(from) => fast.date("received_at").map_or(true, |received| {
+            received.max_value().into_timestamp_millis() >= from
+        }),
+    };
+    ids_meet && received_meets
 }
 
 struct NewestArrivals {
