@@ -57,6 +57,10 @@ pub struct Runtime {
     persisted_ms: i64,
 }
 
+/// Longest a tick spends on `threshold` and `absence` rules before it
+/// lets `any` rules run again.
+const WINDOWED_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How often an `any` rule's watermark is written while nothing matches.
 const WATERMARK_PERSIST_MS: i64 = 60_000;
 
@@ -166,7 +170,13 @@ impl Engine {
         let mut shared: HashMap<ArrivalsRequest, Result<Arrivals, String>> = HashMap::new();
         let mut decided: Vec<(Evaluated, Vec<super::model::Channel>)> = Vec::new();
         let mut next_due: Option<i64> = None;
-        for rule in rules.iter().filter(|r| r.enabled) {
+        // `any` rules first: they are cheap (new arrivals only) and the
+        // ones whose latency people notice. Windowed rules get a time
+        // budget per tick; the rest stay due and run on the next tick.
+        let started = std::time::Instant::now();
+        let mut ordered: Vec<&Rule> = rules.iter().filter(|r| r.enabled).collect();
+        ordered.sort_by_key(|r| r.kind != RuleKind::Any);
+        for rule in ordered {
             let due_at = match rule.kind {
                 RuleKind::Any if through <= self.watermark(rule) => {
                     continue;
@@ -175,6 +185,10 @@ impl Engine {
             };
             if due_at > now {
                 next_due = Some(next_due.map_or(due_at, |n: i64| n.min(due_at)));
+                continue;
+            }
+            if rule.kind != RuleKind::Any && started.elapsed() > WINDOWED_BUDGET {
+                next_due = Some(now);
                 continue;
             }
             let request = self.request_for(rule, through, now);
