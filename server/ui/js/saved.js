@@ -1,13 +1,12 @@
 // Saved searches: the save dialog of the search page and the list page
 // (open, rename, delete). `/api/v1/searches`; reads need `read`, writes
-// `admin`. A server without the API answers 404, said so plainly.
+// `admin`: without it the list offers only "Open".
 
-import { api, isUnavailable } from './api.js';
+import { api } from './api.js';
 import { fromTemplate, h, showError, toast } from './dom.js';
 import { PRESETS, urlForState } from './range.js';
 
 export const SEARCHES_PATH = '/api/v1/searches';
-const UNAVAILABLE = 'Saved searches are not available on this server.';
 
 export async function listSearches() {
   const answer = await api(SEARCHES_PATH);
@@ -54,7 +53,8 @@ export function openSaveDialog(state) {
         toast(`Saved “${saved.name}”`);
         close(saved);
       } catch (e) {
-        showError(error, isUnavailable(e) ? UNAVAILABLE : `Cannot save: ${e.message}`);
+        showError(error, `Cannot save: ${e.message}`);
+        name.focus();
       }
     };
     const cancel = dialog.querySelector('[data-close]');
@@ -155,7 +155,7 @@ export function renderSavedPage(main, { navigate, session }) {
         ? (canWrite ? '' : 'Your token has no admin scope: you can open these searches but not change them.')
         : 'No saved searches yet. Use “Save search” on the search page.';
     } catch (e) {
-      status.textContent = isUnavailable(e) ? UNAVAILABLE : `Cannot load saved searches: ${e.message}`;
+      status.textContent = `Cannot load saved searches: ${e.message}`;
     }
   })();
   return { dispose() {} };
