@@ -18,13 +18,14 @@ const MUTE_MS = 60 * 60 * 1000;
 // this often.
 const HISTORY_POLL_MS = 2000;
 
+// [what fires it, when it is checked].
 function ruleSummary(alert) {
   const every = formatDuration(alert.interval_secs);
   const window = formatDuration(alert.window_secs);
   switch (alert.kind) {
-    case 'threshold': return `≥ ${alert.threshold} matches in ${window}, checked every ${every}`;
-    case 'absence': return `no match in ${window}, checked every ${every}`;
-    default: return `any new match, notified at most every ${every}`;
+    case 'threshold': return [`≥ ${alert.threshold} matches in ${window}`, `checked every ${every}`];
+    case 'absence': return [`no match in ${window}`, `checked every ${every}`];
+    default: return ['any new match', `notified at most every ${every}`];
   }
 }
 
@@ -117,11 +118,12 @@ export function renderAlertsPage(main, { navigate, session }) {
         return b;
       };
       const muted = isMuted(alert);
+      const [what, when] = ruleSummary(alert);
       return h('tr', { 'data-id': alert.id, class: historyFor === alert.id ? 'selected' : '' },
         h('td', {}, stateBadge(alert)),
         h('td', { class: 'name' }, alert.name),
-        h('td', { class: 'query' }, `${alert.search_name}: ${alert.query || '(everything)'}`),
-        h('td', {}, ruleSummary(alert)),
+        h('td', { class: 'search' }, alert.search_name, h('div', { class: 'query' }, alert.query || '(everything)')),
+        h('td', { class: 'rule' }, what, h('div', { class: 'hint' }, when)),
         h('td', {}, alert.channels.map(channelSummary).join('; ') || '—'),
         h('td', { class: 'checked' }, checked,
           state.last_fired_ms ? h('div', { class: 'hint fired' }, `fired ${formatShort(state.last_fired_ms, true)}`) : null,
@@ -241,7 +243,10 @@ export function renderAlertsPage(main, { navigate, session }) {
       fieldset.querySelector('[name="format"]').value = channel.format || 'loghound';
       fieldset.querySelector('[name="secret"]').value = channel.secret || '';
     }
-    fieldset.querySelector('[data-remove]').addEventListener('click', () => fieldset.remove());
+    fieldset.querySelector('[data-remove]').addEventListener('click', () => {
+      fieldset.remove();
+      showError(editor.querySelector('#alert-error'), '');
+    });
     container.append(fieldset);
     fieldset.querySelector('input').focus();
   }

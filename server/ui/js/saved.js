@@ -5,6 +5,7 @@
 import { api } from './api.js';
 import { fromTemplate, h, showError, toast } from './dom.js';
 import { PRESETS, urlForState } from './range.js';
+import { formatShort } from './text.js';
 
 export const SEARCHES_PATH = '/api/v1/searches';
 
@@ -66,10 +67,6 @@ export function openSaveDialog(state) {
   });
 }
 
-function formatCreated(ms) {
-  return new Date(ms).toLocaleString();
-}
-
 export function renderSavedPage(main, { navigate, session }) {
   main.replaceChildren(fromTemplate('tpl-saved'));
   const status = main.querySelector('#saved-status');
@@ -90,7 +87,7 @@ export function renderSavedPage(main, { navigate, session }) {
       nameCell,
       h('td', { class: 'query' }, search.query || '(everything)'),
       h('td', {}, search.range && PRESETS[search.range] ? PRESETS[search.range].label : '—'),
-      h('td', {}, formatCreated(search.created_at_ms)),
+      h('td', {}, h('time', { datetime: new Date(search.created_at_ms).toISOString() }, formatShort(search.created_at_ms, true))),
       h('td', { class: 'row-actions' }, openLink, renameButton, deleteButton));
 
     renameButton.addEventListener('click', () => {
