@@ -367,6 +367,7 @@ check('an alert from the current search: the form shows why email is refused, th
   await page.click('#add-webhook');
   await page.getByLabel('Webhook URL').fill(SLACK_URL);
   await page.getByLabel('Webhook format').selectOption('slack');
+  await screenshot(page, 'alert-form');
   await page.click('#add-email');
   await page.getByLabel('Email addresses').fill('oncall@example.com, sre@example.com');
   await page.click('#alert-form button[type="submit"]');
@@ -375,15 +376,14 @@ check('an alert from the current search: the form shows why email is refused, th
   expect(/email needs an SMTP relay/.test(refusal), `the server's refusal of email in the form, saw ${JSON.stringify(refusal)}`);
   expectEqual(await page.locator('#alerts-rows tr').count(), 0, 'rules after the refusal');
   await page.getByRole('button', { name: 'Remove email channel' }).click();
-  await page.getByLabel('Webhook URL').click();
-  await screenshot(page, 'alert-form');
+  expect(await page.isHidden('#alert-error'), 'the error goes with the email channel');
   await page.click('#alert-form button[type="submit"]');
   const row = ruleRow(page, 'Payment timeouts');
   await row.waitFor({ timeout: WAIT_MS });
   const text = await row.textContent();
-  expect(text.includes('≥ 3 matches in 1 h, checked every 10 s'), `rule summary in ${text}`);
-  expect(text.includes('Payment timeouts: timeout severity:error'), `the rule's saved search in ${text}`);
-  expect(text.includes('(slack)'), `the channel in ${text}`);
+  const cells = await row.locator('td').evaluateAll((tds) => tds.map((td) => td.innerText.replace(/\s+/g, ' ').trim()));
+  expectEqual(cells.slice(1, 5), ['Payment timeouts', 'Payment timeouts timeout severity:error', '≥ 3 matches in 1 h checked every 10 s',
+    `webhook ${new URL(SLACK_URL).host} (slack)`], 'name, search, rule and channel');
 });
 
 check('a rule shows its state: the threshold rule fires', async ({ page }) => {
@@ -415,7 +415,9 @@ check('a webhook alert on a saved search reports a new line; the history shows i
   await page.click('#alert-form button[type="submit"]');
   const row = ruleRow(page, ALERT_RULE);
   await row.waitFor({ timeout: WAIT_MS });
-  expect((await row.textContent()).includes('any new match, notified at most every 10 s'), `rule summary in ${await row.textContent()}`);
+  const cells = await row.locator('td').evaluateAll((tds) => tds.map((td) => td.innerText.replace(/\s+/g, ' ').trim()));
+  expectEqual(cells.slice(1, 5), [ALERT_RULE, `${ALERT_SEARCH} ${ALERT_QUERY}`, 'any new match notified at most every 10 s',
+    `webhook ${new URL(HOOK_URL).host} (loghound, signed)`], 'name, search, rule and channel');
   await page.getByRole('button', { name: `History ${ALERT_RULE}` }).click();
   await page.locator('#history-list li.hint', { hasText: 'Nothing sent yet.' }).waitFor({ timeout: WAIT_MS });
 
@@ -474,6 +476,23 @@ check('mute and unmute a rule', async ({ page }) => {
   await page.getByRole('button', { name: 'Unmute Payment timeouts' }).click();
   await page.getByRole('button', { name: 'Mute 1 h Payment timeouts' }).waitFor({ timeout: WAIT_MS });
   expect(await ruleState(page, 'Payment timeouts') !== 'muted', 'unmuted');
+});
+
+check('a saved search an alert uses is not deleted; the list says why', async ({ page }) => {
+  await page.click('nav a[href="/saved"]');
+  const row = page.locator('#saved-rows tr', { hasText: ALERT_SEARCH });
+  await row.waitFor({ timeout: WAIT_MS });
+  expectEqual(await page.locator('#saved-rows td.name').allTextContents(), ['Upstream timeouts', 'Payment timeouts', ALERT_SEARCH].sort(), 'saved searches, by name');
+  await page.waitForSelector('#toast[hidden]', { state: 'attached' }); // the alerts page's
+  await screenshot(page, 'saved');
+  const remove = row.getByRole('button', { name: `Delete ${ALERT_SEARCH}` });
+  await remove.click();
+  expectEqual(await remove.textContent(), 'Confirm delete', 'the first click asks');
+  await remove.click();
+  await page.waitForSelector('#toast.bad:not([hidden])');
+  const message = await page.textContent('#toast');
+  expect(/^Cannot delete: saved search \d+ is used by alert rule\(s\) \d+; delete them first$/.test(message), `the server's refusal, saw ${JSON.stringify(message)}`);
+  expectEqual(await page.locator('#saved-rows tr').count(), 3, 'rows after the refused delete');
 });
 
 check('a read-only token: write actions are disabled and alerts say they need admin', async ({ browser, watch }) => {
@@ -549,14 +568,14 @@ async function main() {
   page.setDefaultTimeout(WAIT_MS);
   const problems = [];
   // Records what a page reports. Failed loads the UI expects (401 before
-  // sign-in, 400 for the bad query and the refused email channel) are
-  // logged by Chromium; anything else, CSP violations above all, is a
-  // problem.
+  // sign-in; 400 for the bad query and the refused email channel; 409 for
+  // deleting a saved search a rule uses) are logged by Chromium; anything
+  // else, CSP violations above all, is a problem.
   const watch = (target) => {
     target.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
     target.on('console', (message) => {
       const text = message.text();
-      if (message.type() === 'error' && !/Failed to load resource: the server responded with a status of (400|401)/.test(text)) {
+      if (message.type() === 'error' && !/Failed to load resource: the server responded with a status of (400|401|409)/.test(text)) {
         problems.push(`console: ${text}`);
       }
     });
