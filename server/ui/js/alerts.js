@@ -1,23 +1,31 @@
-// Alerts: rules over saved searches, their state, delivery history and a
-// test send. `/api/v1/alerts`; reads need `read`, writes `admin`. A server
-// without the API answers 404, said so plainly.
+// Alerts: rules over saved searches, their state, delivery history, a
+// test send and muting. Every `/api/v1/alerts` route needs the `admin`
+// scope (rules hold webhook secrets and email addresses); without it the
+// page says so and asks the server nothing.
 
-import { api, isUnavailable } from './api.js';
+import { api } from './api.js';
 import { fromTemplate, h, showError, toast } from './dom.js';
 import { PRESETS } from './range.js';
 import { listSearches, SEARCHES_PATH } from './saved.js';
 import { formatDuration, formatShort } from './text.js';
 
 const ALERTS_PATH = '/api/v1/alerts';
-const UNAVAILABLE = 'Alerts are not available on this server.';
+const NEEDS_ADMIN = 'Alerts need a token with the admin scope: rules hold webhook secrets and '
+  + 'email addresses. Sign in with an admin token to see and change them.';
+const MAX_SAMPLES = 50;
+const MUTE_MS = 60 * 60 * 1000;
+// While a delivery of the shown history is pending, it is asked for again
+// this often.
+const HISTORY_POLL_MS = 2000;
 
+// [what fires it, when it is checked].
 function ruleSummary(alert) {
-  const every = `every ${formatDuration(alert.interval_secs)}`;
+  const every = formatDuration(alert.interval_secs);
   const window = formatDuration(alert.window_secs);
   switch (alert.kind) {
-    case 'threshold': return `≥ ${alert.threshold} matches in ${window}, checked ${every}`;
-    case 'absence': return `no match in ${window}, checked ${every}`;
-    default: return `any match, checked ${every}`;
+    case 'threshold': return [`≥ ${alert.threshold} matches in ${window}`, `checked every ${every}`];
+    case 'absence': return [`no match in ${window}`, `checked every ${every}`];
+    default: return ['any new match', `notified at most every ${every}`];
   }
 }
 
@@ -25,25 +33,56 @@ function channelSummary(channel) {
   if (channel.type === 'email') return `email ${channel.to.join(', ')}`;
   let host = channel.url;
   try { host = new URL(channel.url).host; } catch { /* show it whole */ }
-  return `webhook ${host} (${channel.format})`;
+  return `webhook ${host} (${channel.format}${channel.secret ? ', signed' : ''})`;
 }
 
-// What one delivery attempt came to: the HTTP status of a webhook, or
-// whether a mail went out, with the error if there was one.
-function attemptResult(attempt) {
-  const outcome = attempt.status_code !== null && attempt.status_code !== undefined
-    ? `HTTP ${attempt.status_code}`
-    : attempt.error ? 'failed' : 'sent';
-  return attempt.error ? `${outcome}: ${attempt.error}` : outcome;
+// What one delivery attempt came to: the receiver's HTTP status or the
+// mail relay's SMTP reply, or how it ended without one, and the error.
+function attemptResult(attempt, channel) {
+  const code = attempt.status_code;
+  let text;
+  if (attempt.outcome === 'sending') text = 'sending…';
+  else if (attempt.outcome === 'unknown') text = 'outcome unknown';
+  else if (code !== null && code !== undefined) text = `${channel.startsWith('email') ? 'SMTP' : 'HTTP'} ${code}`;
+  else text = attempt.outcome === 'delivered' ? 'sent' : 'failed';
+  return attempt.error ? `${text}: ${attempt.error}` : text;
 }
+
+const isMuted = (alert) => Boolean(alert.muted_until_ms && alert.muted_until_ms > Date.now());
 
 function stateBadge(alert) {
-  if (!alert.enabled) return h('span', { class: 'badge disabled' }, 'disabled');
-  if (alert.muted_until_ms && alert.muted_until_ms > Date.now()) {
-    return h('span', { class: 'badge muted', title: `until ${new Date(alert.muted_until_ms).toLocaleString()}` }, 'muted');
+  if (!alert.enabled) return h('span', { class: 'badge disabled', 'data-state': 'disabled' }, 'disabled');
+  if (isMuted(alert)) {
+    return h('span', {
+      class: 'badge muted', 'data-state': 'muted', title: `until ${new Date(alert.muted_until_ms).toLocaleString()}`,
+    }, 'muted');
   }
-  const status = (alert.state && alert.state.status) || 'ok';
-  return h('span', { class: `badge ${status}` }, status);
+  const status = alert.state.status;
+  return h('span', { class: `badge ${status}`, 'data-state': status }, status);
+}
+
+// The body `PUT /api/v1/alerts/{id}` takes, from a rule as listed.
+function ruleInput(alert, changes = {}) {
+  return {
+    search_id: alert.search_id, name: alert.name, kind: alert.kind, interval_secs: alert.interval_secs,
+    window_secs: alert.window_secs, threshold: alert.threshold, samples: alert.samples, enabled: alert.enabled,
+    muted_until_ms: alert.muted_until_ms ?? null, channels: alert.channels, ...changes,
+  };
+}
+
+function deliveryItem(delivery) {
+  const matches = delivery.event === 'test'
+    ? null
+    : ` · ${delivery.count} ${delivery.count === 1 ? 'match' : 'matches'}`;
+  return h('li', { 'data-delivery-id': delivery.delivery_id, 'data-status': delivery.status, 'data-event': delivery.event },
+    h('span', { class: `badge ${delivery.status}` }, delivery.status), ' ',
+    h('strong', {}, delivery.event), matches, ` · ${delivery.channel} · `,
+    h('time', { datetime: new Date(delivery.created_at_ms).toISOString() }, formatShort(delivery.created_at_ms, true)),
+    delivery.attempts.length
+      ? h('ol', { class: 'attempts', 'aria-label': 'Attempts' }, delivery.attempts.map((a) => h('li', {
+        'data-outcome': a.outcome, 'data-status-code': a.status_code ?? '',
+      }, `${formatShort(a.at_ms, true)} → ${attemptResult(a, delivery.channel)}`)))
+      : null);
 }
 
 export function renderAlertsPage(main, { navigate, session }) {
@@ -54,89 +93,123 @@ export function renderAlertsPage(main, { navigate, session }) {
   const editor = main.querySelector('#alert-editor');
   const history = main.querySelector('#history');
   const historyList = main.querySelector('#history-list');
+  const historyUpdated = main.querySelector('#history-updated');
   const newButton = main.querySelector('#new-alert');
-  const canWrite = session.scopes.includes('admin');
+  const refreshButton = main.querySelector('#refresh-alerts');
+  if (!session.scopes.includes('admin')) {
+    status.textContent = NEEDS_ADMIN;
+    status.dataset.needsAdmin = '1';
+    return { dispose() {} };
+  }
   let searches = [];
   let alerts = [];
   let historyFor = null;
-
-  const searchById = (id) => searches.find((s) => s.id === id);
+  let pollTimer = 0;
+  let disposed = false;
 
   function renderRows() {
     table.hidden = alerts.length === 0;
     rows.replaceChildren(...alerts.map((alert) => {
-      const search = searchById(alert.search_id);
-      const state = alert.state || {};
-      const checked = state.last_evaluated_ms ? formatShort(state.last_evaluated_ms, true) : 'never';
+      const { state } = alert;
+      const checked = state.last_evaluated_ms ? formatShort(state.last_evaluated_ms, true) : 'not yet';
       const button = (label, onClick, extra = {}) => {
         const b = h('button', { type: 'button', 'aria-label': `${label} ${alert.name}`, ...extra }, label);
         b.addEventListener('click', onClick);
         return b;
       };
+      const muted = isMuted(alert);
+      const [what, when] = ruleSummary(alert);
       return h('tr', { 'data-id': alert.id, class: historyFor === alert.id ? 'selected' : '' },
         h('td', {}, stateBadge(alert)),
-        h('td', {}, alert.name),
-        h('td', { class: 'query' }, search ? `${search.name}: ${search.query || '(everything)'}` : `search #${alert.search_id}`),
-        h('td', {}, ruleSummary(alert)),
+        h('td', { class: 'name' }, alert.name),
+        h('td', { class: 'search' }, alert.search_name, h('div', { class: 'query' }, alert.query || '(everything)')),
+        h('td', { class: 'rule' }, what, h('div', { class: 'hint' }, when)),
         h('td', {}, alert.channels.map(channelSummary).join('; ') || '—'),
-        h('td', {}, checked,
-          state.last_fired_ms ? h('div', { class: 'hint' }, `fired ${formatShort(state.last_fired_ms, true)}`) : null,
+        h('td', { class: 'checked' }, checked,
+          state.last_fired_ms ? h('div', { class: 'hint fired' }, `fired ${formatShort(state.last_fired_ms, true)}`) : null,
           state.last_error ? h('div', { class: 'error' }, state.last_error) : null),
         h('td', { class: 'row-actions' },
           button('History', () => showHistory(alert)),
-          button('Send test', () => sendTest(alert), { disabled: !canWrite }),
-          button('Edit', () => openEditor(alert), { disabled: !canWrite }),
-          button('Delete', (event) => remove(alert, event.currentTarget), { disabled: !canWrite, class: 'danger' })));
+          button('Send test', () => sendTest(alert)),
+          muted
+            ? button('Unmute', () => setMuted(alert, null))
+            : button('Mute 1 h', () => setMuted(alert, Date.now() + MUTE_MS)),
+          button('Edit', () => openEditor(alert)),
+          button('Delete', (event) => remove(alert, event.currentTarget), { class: 'danger' })));
     }));
+  }
+
+  function showStatus() {
+    status.textContent = alerts.length || editor.childElementCount
+      ? ''
+      : 'No alerts yet. Create one from a search with “Create alert”.';
   }
 
   async function load() {
     try {
-      [alerts, searches] = await Promise.all([
-        api(ALERTS_PATH).then((a) => a.alerts),
-        listSearches().catch((e) => { if (isUnavailable(e)) return []; throw e; }),
-      ]);
+      [alerts, searches] = await Promise.all([api(ALERTS_PATH).then((a) => a.alerts), listSearches()]);
+      if (disposed) return false;
       renderRows();
-      status.textContent = alerts.length ? '' : 'No alerts yet. Create one from a search with “Create alert”.';
-      newButton.hidden = !canWrite;
+      showStatus();
+      newButton.hidden = false;
+      refreshButton.hidden = false;
       return true;
     } catch (e) {
-      status.textContent = isUnavailable(e) ? UNAVAILABLE : `Cannot load alerts: ${e.message}`;
+      if (!disposed) status.textContent = `Cannot load alerts: ${e.message}`;
       return false;
     }
   }
 
-  async function showHistory(alert) {
-    historyFor = alert.id;
-    renderRows();
+  async function refresh() {
+    await load();
+    const shown = alerts.find((a) => a.id === historyFor);
+    if (shown) await showHistory(shown, { quiet: true });
+  }
+
+  async function showHistory(alert, { quiet = false } = {}) {
+    clearTimeout(pollTimer);
+    if (historyFor !== alert.id) {
+      historyFor = alert.id;
+      renderRows();
+    }
     history.hidden = false;
     main.querySelector('#history-title').textContent = `Delivery history: ${alert.name}`;
-    historyList.replaceChildren(h('li', { class: 'hint' }, 'Loading…'));
+    if (!quiet) historyList.replaceChildren(h('li', { class: 'hint' }, 'Loading…'));
     try {
       const answer = await api(`${ALERTS_PATH}/${alert.id}/history`);
-      if (historyFor !== alert.id) return;
-      if (!answer.deliveries.length) {
-        historyList.replaceChildren(h('li', { class: 'hint' }, 'Nothing delivered yet.'));
-        return;
+      if (disposed || historyFor !== alert.id) return;
+      historyList.replaceChildren(...(answer.deliveries.length
+        ? answer.deliveries.map(deliveryItem)
+        : [h('li', { class: 'hint' }, 'Nothing sent yet.')]));
+      historyUpdated.textContent = `as of ${formatShort(Date.now(), true)}`;
+      if (answer.deliveries.some((d) => d.status === 'pending')) {
+        pollTimer = setTimeout(() => showHistory(alert, { quiet: true }), HISTORY_POLL_MS);
       }
-      historyList.replaceChildren(...answer.deliveries.map((d) => h('li', { 'data-delivery-id': d.delivery_id, 'data-status': d.status },
-        h('span', { class: `badge ${d.status}` }, d.status), ' ',
-        h('strong', {}, d.event), ` · ${d.count} ${d.count === 1 ? 'line' : 'lines'} · ${d.channel} · `,
-        h('time', { datetime: new Date(d.created_at_ms).toISOString() }, formatShort(d.created_at_ms, true)),
-        d.attempts.length ? h('ol', { class: 'attempts', 'aria-label': 'Attempts' }, d.attempts.map((a) => h('li', {},
-          `${formatShort(a.at_ms, true)} → ${attemptResult(a)}`))) : null)));
     } catch (e) {
-      historyList.replaceChildren(h('li', { class: 'error' }, `Cannot load history: ${e.message}`));
+      if (!disposed && historyFor === alert.id) {
+        historyList.replaceChildren(h('li', { class: 'error' }, `Cannot load history: ${e.message}`));
+      }
     }
   }
 
   async function sendTest(alert) {
     try {
       const answer = await api(`${ALERTS_PATH}/${alert.id}/test`, { method: 'POST' });
-      toast(`Test sent to ${alert.channels.length} ${alert.channels.length === 1 ? 'channel' : 'channels'} (delivery ${answer.delivery_id})`);
+      const n = answer.delivery_ids.length;
+      toast(`Test queued for ${n} ${n === 1 ? 'channel' : 'channels'} of “${alert.name}”`);
       showHistory(alert);
     } catch (e) {
       toast(`Cannot send a test: ${e.message}`, { bad: true });
+    }
+  }
+
+  async function setMuted(alert, until) {
+    try {
+      await api(`${ALERTS_PATH}/${alert.id}`, { method: 'PUT', body: ruleInput(alert, { muted_until_ms: until }) });
+      toast(until ? `Muted “${alert.name}” until ${formatShort(until)}` : `Unmuted “${alert.name}”`);
+      await load();
+    } catch (e) {
+      toast(`Cannot ${until ? 'mute' : 'unmute'}: ${e.message}`, { bad: true });
     }
   }
 
@@ -149,7 +222,11 @@ export function renderAlertsPage(main, { navigate, session }) {
     try {
       await api(`${ALERTS_PATH}/${alert.id}`, { method: 'DELETE' });
       toast(`Deleted alert “${alert.name}”`);
-      if (historyFor === alert.id) { history.hidden = true; historyFor = null; }
+      if (historyFor === alert.id) {
+        clearTimeout(pollTimer);
+        history.hidden = true;
+        historyFor = null;
+      }
       await load();
     } catch (e) {
       toast(`Cannot delete: ${e.message}`, { bad: true });
@@ -166,7 +243,10 @@ export function renderAlertsPage(main, { navigate, session }) {
       fieldset.querySelector('[name="format"]').value = channel.format || 'loghound';
       fieldset.querySelector('[name="secret"]').value = channel.secret || '';
     }
-    fieldset.querySelector('[data-remove]').addEventListener('click', () => fieldset.remove());
+    fieldset.querySelector('[data-remove]').addEventListener('click', () => {
+      fieldset.remove();
+      showError(editor.querySelector('#alert-error'), '');
+    });
     container.append(fieldset);
     fieldset.querySelector('input').focus();
   }
@@ -193,6 +273,7 @@ export function renderAlertsPage(main, { navigate, session }) {
   // of the search page for "Create alert".
   function openEditor(alert, draft = null) {
     editor.replaceChildren(fromTemplate('tpl-alert-form'));
+    showStatus();
     const form = editor.querySelector('#alert-form');
     const field = (name) => form.querySelector(`#alert-${name}`);
     const error = field('error');
@@ -230,6 +311,9 @@ export function renderAlertsPage(main, { navigate, session }) {
       const kind = form.querySelector('input[name="kind"]:checked').value;
       field('threshold').disabled = kind !== 'threshold';
       field('window').disabled = kind === 'any';
+      // An `any` rule is checked on every index commit; its interval only
+      // spaces its notifications.
+      field('interval-label').textContent = kind === 'any' ? 'Notify at most every' : 'Check every';
     };
     form.querySelectorAll('input[name="kind"]').forEach((r) => r.addEventListener('change', syncKind));
     syncKind();
@@ -237,6 +321,7 @@ export function renderAlertsPage(main, { navigate, session }) {
     form.querySelector('#add-webhook').addEventListener('click', () => addChannel(channels, { type: 'webhook' }));
     form.querySelector('#alert-cancel').addEventListener('click', () => {
       editor.replaceChildren();
+      showStatus();
       navigate('/alerts', { replace: true, render: false });
     });
     form.addEventListener('submit', async (event) => {
@@ -249,7 +334,9 @@ export function renderAlertsPage(main, { navigate, session }) {
         const threshold = Number(field('threshold').value);
         const samples = Number(field('samples').value);
         if (!Number.isInteger(threshold) || threshold < 1) throw new Error('Threshold: a whole number, at least 1.');
-        if (!Number.isInteger(samples) || samples < 0) throw new Error('Sample lines: a whole number, 0 or more.');
+        if (!Number.isInteger(samples) || samples < 0 || samples > MAX_SAMPLES) {
+          throw new Error(`Sample lines: a whole number from 0 to ${MAX_SAMPLES}.`);
+        }
         const channelList = readChannels(channels);
         if (!channelList.length) throw new Error('Add at least one channel (email or webhook).');
         if (!select.value) throw new Error('Choose a saved search.');
@@ -281,21 +368,27 @@ export function renderAlertsPage(main, { navigate, session }) {
         navigate('/alerts', { replace: true, render: false });
         await load();
       } catch (e) {
-        showError(error, isUnavailable(e) ? UNAVAILABLE : `Cannot save: ${e.message}`);
+        showError(error, `Cannot save: ${e.message}`);
       }
     });
     field('name').focus();
   }
 
   newButton.addEventListener('click', () => openEditor(null));
+  refreshButton.addEventListener('click', () => refresh());
 
   (async () => {
     status.textContent = 'Loading…';
     const ok = await load();
     const params = new URLSearchParams(window.location.search);
-    if (ok && canWrite && params.get('new') === '1') {
+    if (ok && params.get('new') === '1') {
       openEditor(null, { q: params.get('q') || '', range: params.get('range') || null });
     }
   })();
-  return { dispose() {} };
+  return {
+    dispose() {
+      disposed = true;
+      clearTimeout(pollTimer);
+    },
+  };
 }

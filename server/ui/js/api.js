@@ -46,9 +46,3 @@ export async function api(path, { method = 'GET', params, body, signal } = {}) {
   }
   return json;
 }
-
-// Whether a collection endpoint (`/api/v1/searches`, `/api/v1/alerts`)
-// answered 404: this server does not have the feature.
-export function isUnavailable(error) {
-  return error instanceof ApiError && error.status === 404;
-}

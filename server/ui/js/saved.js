@@ -1,13 +1,13 @@
 // Saved searches: the save dialog of the search page and the list page
 // (open, rename, delete). `/api/v1/searches`; reads need `read`, writes
-// `admin`. A server without the API answers 404, said so plainly.
+// `admin`: without it the list offers only "Open".
 
-import { api, isUnavailable } from './api.js';
+import { api } from './api.js';
 import { fromTemplate, h, showError, toast } from './dom.js';
 import { PRESETS, urlForState } from './range.js';
+import { formatShort } from './text.js';
 
 export const SEARCHES_PATH = '/api/v1/searches';
-const UNAVAILABLE = 'Saved searches are not available on this server.';
 
 export async function listSearches() {
   const answer = await api(SEARCHES_PATH);
@@ -54,7 +54,8 @@ export function openSaveDialog(state) {
         toast(`Saved “${saved.name}”`);
         close(saved);
       } catch (e) {
-        showError(error, isUnavailable(e) ? UNAVAILABLE : `Cannot save: ${e.message}`);
+        showError(error, `Cannot save: ${e.message}`);
+        name.focus();
       }
     };
     const cancel = dialog.querySelector('[data-close]');
@@ -64,10 +65,6 @@ export function openSaveDialog(state) {
     dialog.showModal();
     name.select();
   });
-}
-
-function formatCreated(ms) {
-  return new Date(ms).toLocaleString();
 }
 
 export function renderSavedPage(main, { navigate, session }) {
@@ -90,7 +87,7 @@ export function renderSavedPage(main, { navigate, session }) {
       nameCell,
       h('td', { class: 'query' }, search.query || '(everything)'),
       h('td', {}, search.range && PRESETS[search.range] ? PRESETS[search.range].label : '—'),
-      h('td', {}, formatCreated(search.created_at_ms)),
+      h('td', {}, h('time', { datetime: new Date(search.created_at_ms).toISOString() }, formatShort(search.created_at_ms, true))),
       h('td', { class: 'row-actions' }, openLink, renameButton, deleteButton));
 
     renameButton.addEventListener('click', () => {
@@ -155,7 +152,7 @@ export function renderSavedPage(main, { navigate, session }) {
         ? (canWrite ? '' : 'Your token has no admin scope: you can open these searches but not change them.')
         : 'No saved searches yet. Use “Save search” on the search page.';
     } catch (e) {
-      status.textContent = isUnavailable(e) ? UNAVAILABLE : `Cannot load saved searches: ${e.message}`;
+      status.textContent = `Cannot load saved searches: ${e.message}`;
     }
   })();
   return { dispose() {} };

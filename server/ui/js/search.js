@@ -279,8 +279,10 @@ export function renderSearchPage(main, { navigate, session }) {
   });
   const createAlert = el('create-alert');
   if (!session.scopes.includes('admin')) {
-    createAlert.disabled = true;
-    createAlert.title = 'Needs a token with the admin scope';
+    for (const button of [el('save-search'), createAlert]) {
+      button.disabled = true;
+      button.title = 'Needs a token with the admin scope';
+    }
   }
   createAlert.addEventListener('click', () => {
     let current;
