@@ -247,12 +247,24 @@ impl ServerConfig {
         Ok(config)
     }
 
-    /// The URL notifications link to.
-    pub fn public_url(&self) -> String {
-        self.alerts
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+    /// The URL notifications link to: `alerts.public_url`, or else one
+    /// made from the address the server listens on (`bound`, once known):
+    /// its host name stands in for an unspecified address (0.0.0.0).
+    pub fn public_url(&self, bound: Option<SocketAddr>) -> String {
+        if let Some(url) = &self.alerts.public_url {
+            return url.clone();
+        }
+        let address = bound.unwrap_or(self.listen);
+        if address.ip().is_unspecified() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into());
+            format!("http://{host}:{}", address.port())
+        } else {
+            format!("http://{address}")
+        }
     }
 
     /// Checks what the types cannot.

@@ -53,11 +53,20 @@ impl Recovered {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listen = config.listen;
-    let recovered = tokio::task::spawn_blocking(move || recover(&config)).await??;
+    let config = Arc::new(config);
+    let recovered = {
+        let config = Arc::clone(&config);
+        tokio::task::spawn_blocking(move || recover(&config)).await??
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    recovered
+        .state
+        .alerts
+        .public_url
+        .set(config.public_url(Some(address)));
     info!(%address, "loghound server ready");
     // Scripts and tests read this line to learn the address.
     println!("listening on http://{address}");
@@ -165,7 +174,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
     let alerts = crate::alerts::Alerts::new(
         &data_dir,
         &config.alerts,
-        config.public_url(),
+        crate::alerts::PublicUrl::new(config.public_url(None)),
         Arc::clone(&searcher),
         committed_rx.clone(),
     )

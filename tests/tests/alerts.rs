@@ -254,17 +254,29 @@ fn threshold_fires_once_while_above_and_resolves() {
     let s = setup();
     let receiver = Receiver::start();
     let search = s.save_search("timeouts", "upstream timeout");
-    let rule = s.create_rule(json!({
+    let mut settings = json!({
         "search_id": search,
         "kind": "threshold",
         "threshold": 3,
         "window_secs": 10,
         "interval_secs": 10,
         "channels": [{"type": "webhook", "url": receiver.url("/t")}],
-    }));
+    });
+    let rule = s.create_rule(settings.clone());
     let line = |n: u32| format!("{} WARN upstream timeout request={n}", now_rfc3339());
     s.write(&(0..5).map(line).collect::<Vec<_>>());
     receiver.wait_until("the threshold firing", NOTIFY_TIMEOUT, |r| !r.is_empty());
+    // Renaming a firing rule keeps it firing, unannounced.
+    settings["name"] = json!("upstream timeouts");
+    let renamed = api_expect(
+        "PUT",
+        s.url(),
+        &format!("/api/v1/alerts/{rule}"),
+        &s.admin,
+        Some(&settings),
+        200,
+    );
+    assert_eq!(renamed["state"]["status"], "firing", "{renamed}");
 
     // Stay above the threshold across two more evaluations: no repeat.
     let until = Instant::now() + Duration::from_secs(22);

@@ -72,7 +72,7 @@ pub struct Engine {
     /// Notified when rules change.
     pub rules_changed: Arc<Notify>,
     outbox_wake: Arc<Notify>,
-    public_url: String,
+    public_url: super::PublicUrl,
     started_ms: i64,
     runtime: Mutex<HashMap<i64, Runtime>>,
     abort_after_commit: bool,
@@ -85,7 +85,7 @@ impl Engine {
         searcher: Arc<Searcher>,
         committed: watch::Receiver<u64>,
         outbox_wake: Arc<Notify>,
-        public_url: String,
+        public_url: super::PublicUrl,
     ) -> Arc<Engine> {
         let abort_after_commit =
             std::env::var(FAULT_ENV).is_ok_and(|v| v == "abort-after-alert-commit");
@@ -277,7 +277,7 @@ impl Engine {
                     from_ms,
                     now,
                     samples(),
-                    &self.public_url,
+                    &self.public_url.get(),
                     now,
                 )
             })

@@ -34,7 +34,29 @@ pub struct Alerts {
     /// Whether email channels can be used.
     pub email_enabled: bool,
     /// Where notification links point.
-    pub public_url: String,
+    pub public_url: PublicUrl,
+}
+
+/// The URL notifications link to; known for sure only once the socket is
+/// bound (the configured port may be 0), so it can be set after start.
+#[derive(Debug, Clone, Default)]
+pub struct PublicUrl(Arc<std::sync::RwLock<String>>);
+
+impl PublicUrl {
+    /// A URL that may change later.
+    pub fn new(url: String) -> Self {
+        PublicUrl(Arc::new(std::sync::RwLock::new(url)))
+    }
+
+    /// The current URL.
+    pub fn get(&self) -> String {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the URL.
+    pub fn set(&self, url: String) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = url;
+    }
 }
 
 pub use store::Store;
@@ -44,7 +66,7 @@ impl Alerts {
     pub fn new(
         data_dir: &std::path::Path,
         config: &AlertsConfig,
-        public_url: String,
+        public_url: PublicUrl,
         searcher: Arc<Searcher>,
         committed: watch::Receiver<u64>,
     ) -> rusqlite::Result<Alerts> {

@@ -149,24 +149,27 @@ impl Store {
         get_search(&self.conn(), id)
     }
 
-    /// Replaces a saved search's name, query and range. Rules on it start
-    /// over from their current watermark with the new query.
+    /// Replaces a saved search's name, query and range. Rules on it pick
+    /// up the change; if the query changed they start over (not firing)
+    /// from their current watermark.
     pub fn update_search(&self, id: i64, input: &SearchInput) -> Result<SavedSearch, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = tx
-            .execute(
-                "UPDATE saved_searches SET name = ?2, query = ?3, range = ?4 WHERE id = ?1",
-                params![id, input.name, input.query, input.range],
-            )
-            .map_err(|e| name_taken(e, &input.name))?;
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("saved search {id}")));
-        }
+        let old = get_search(&tx, id)?;
         tx.execute(
-            "UPDATE alert_rules SET version = version + 1, status = 'ok', next_eval_ms = 0
+            "UPDATE saved_searches SET name = ?2, query = ?3, range = ?4 WHERE id = ?1",
+            params![id, input.name, input.query, input.range],
+        )
+        .map_err(|e| name_taken(e, &input.name))?;
+        // Rules re-read their search; if the query changed, what they
+        // counted no longer holds and their state starts over.
+        let reset = old.query != input.query;
+        tx.execute(
+            "UPDATE alert_rules SET version = version + 1,
+                status = CASE WHEN ?2 THEN 'ok' ELSE status END,
+                next_eval_ms = CASE WHEN ?2 THEN 0 ELSE next_eval_ms END
              WHERE search_id = ?1",
-            [id],
+            params![id, reset],
         )?;
         let search = get_search(&tx, id)?;
         tx.commit()?;
@@ -252,9 +255,12 @@ impl Store {
         get_rule(&self.conn(), id)
     }
 
-    /// Replaces a rule's settings; its state starts over (not firing,
-    /// evaluated at once) but keeps its watermark, so nothing already
-    /// reported is reported again.
+    /// Replaces a rule's settings. If what it counts changed (search,
+    /// kind, window or threshold) its state starts over (not firing,
+    /// evaluated at once); otherwise (name, interval, channels, muting,
+    /// enabling) a firing rule stays firing and is not announced again.
+    /// The watermark is kept either way, so nothing already reported is
+    /// reported again.
     pub fn update_rule(&self, id: i64, input: &RuleInput) -> Result<Rule, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -263,8 +269,11 @@ impl Store {
         let changed = tx.execute(
             "UPDATE alert_rules SET search_id = ?2, name = ?3, kind = ?4, interval_secs = ?5,
                 window_secs = ?6, threshold = ?7, samples = ?8, enabled = ?9,
-                muted_until_ms = ?10, channels = ?11, version = version + 1, status = 'ok',
-                next_eval_ms = 0
+                muted_until_ms = ?10, channels = ?11, version = version + 1,
+                status = CASE WHEN search_id = ?2 AND kind = ?4 AND window_secs = ?6
+                    AND threshold = ?7 THEN status ELSE 'ok' END,
+                next_eval_ms = CASE WHEN search_id = ?2 AND kind = ?4 AND window_secs = ?6
+                    AND threshold = ?7 THEN next_eval_ms ELSE 0 END
              WHERE id = ?1",
             params![
                 id,

@@ -235,7 +235,7 @@ pub(super) async fn test(
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Admin).await?;
-    let public_url = state.alerts.public_url.clone();
+    let public_url = state.alerts.public_url.get();
     let ids = blocking(&state.alerts.store, move |s| {
         let rule = s.get_rule(id)?;
         if rule.channels.is_empty() {
