@@ -50,7 +50,7 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// The server's URL as people reach it; notifications link to the
-    /// search under it. Default: `http://` + `listen`.
+    /// search under it. Default: see [`ServerConfig::public_url`].
     #[serde(default)]
     pub public_url: Option<String>,
     /// Attempts per delivery before it is marked failed.
