@@ -167,6 +167,14 @@ impl Engine {
             }
         };
         let through = self.through_id();
+        // Taken after `through` is read, so it holds everything up to it.
+        let snapshot = match self.searcher.arrivals_snapshot() {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                warn!(%error, "cannot read the index for alert rules");
+                return None;
+            }
+        };
         let mut shared: HashMap<ArrivalsRequest, Result<Arrivals, String>> = HashMap::new();
         let mut decided: Vec<(Evaluated, Vec<super::model::Channel>)> = Vec::new();
         let mut next_due: Option<i64> = None;
@@ -194,7 +202,11 @@ impl Engine {
             let request = self.request_for(rule, through, now);
             let result = shared
                 .entry(request.clone())
-                .or_insert_with(|| self.searcher.arrivals(&request).map_err(|e| e.to_string()))
+                .or_insert_with(|| {
+                    self.searcher
+                        .arrivals_in(&snapshot, &request)
+                        .map_err(|e| e.to_string())
+                })
                 .clone();
             let mut runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
             let entry = runtime.entry(rule.id).or_default();

@@ -8,15 +8,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
 
-use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery};
 use tantivy::{
-    DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
+    DateTime, DocAddress, DocId, DocSet, SegmentOrdinal, TantivyDocument, Term, TERMINATED,
 };
 
-use super::search::{hit_from_doc, Cursor, Hit, PreparedQuery, SearchError, Searcher};
-use super::tail::may_hold_ids_after;
+use super::search::{hit_from_doc, Cursor, Hit, SearchError, Searcher};
 
 /// Most sample events one request returns.
 pub const MAX_SAMPLES: usize = 100;
@@ -46,15 +44,88 @@ pub struct Arrivals {
     pub newest: Vec<Hit>,
 }
 
+/// A kept match: id, event time, day, segment, document. A min-heap of
+/// these keeps the largest ids.
+type Kept = (u64, i64, usize, SegmentOrdinal, DocId);
+
+/// The day indexes as of one moment, with each segment's id and receive
+/// time bounds and its fast-field columns opened once: many requests (one
+/// per alert rule) share it, so each pays only for its own query.
+pub struct ArrivalsSnapshot {
+    days: Vec<DaySnapshot>,
+}
+
+struct DaySnapshot {
+    searcher: tantivy::Searcher,
+    segments: Vec<SegmentSnapshot>,
+}
+
+struct SegmentSnapshot {
+    ord: SegmentOrdinal,
+    min_id: u64,
+    max_id: u64,
+    max_received_ms: i64,
+    ids: Column<u64>,
+    received: Column<DateTime>,
+    timestamps: Column<DateTime>,
+}
+
+impl SegmentSnapshot {
+    /// Whether the segment's bounds meet the request's span.
+    fn meets(&self, request: &ArrivalsRequest) -> bool {
+        self.max_id > request.after_id
+            && self.min_id <= request.through_id
+            && request
+                .received_from_ms
+                .is_none_or(|from| self.max_received_ms >= from)
+    }
+}
+
 impl Searcher {
+    /// Takes a snapshot for [`Searcher::arrivals_in`].
+    pub fn arrivals_snapshot(&self) -> Result<ArrivalsSnapshot, SearchError> {
+        let mut days = Vec::new();
+        for day in self.indexes().days_from(None) {
+            let searcher = day.reader.searcher();
+            let mut segments = Vec::new();
+            for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+                if reader.num_docs() == 0 {
+                    continue;
+                }
+                let fast = reader.fast_fields();
+                let ids = fast.u64("id")?;
+                let received = fast.date("received_at")?;
+                segments.push(SegmentSnapshot {
+                    ord: ord as SegmentOrdinal,
+                    min_id: ids.min_value(),
+                    max_id: ids.max_value(),
+                    max_received_ms: received.max_value().into_timestamp_millis(),
+                    ids,
+                    received,
+                    timestamps: fast.date("timestamp")?,
+                });
+            }
+            days.push(DaySnapshot { searcher, segments });
+        }
+        Ok(ArrivalsSnapshot { days })
+    }
+
     /// Counts the matches of `request.query` that arrived in the span.
     pub fn arrivals(&self, request: &ArrivalsRequest) -> Result<Arrivals, SearchError> {
+        self.arrivals_in(&self.arrivals_snapshot()?, request)
+    }
+
+    /// [`Searcher::arrivals`] over a snapshot taken before.
+    pub fn arrivals_in(
+        &self,
+        snapshot: &ArrivalsSnapshot,
+        request: &ArrivalsRequest,
+    ) -> Result<Arrivals, SearchError> {
+        // Parse first, so a broken query is reported on every call.
+        let query = self.parse(&request.query)?;
         if request.after_id >= request.through_id {
-            // Still parse, so a broken query is reported on every call.
-            self.check_query(&request.query)?;
             return Ok(Arrivals::default());
         }
-        let PreparedQuery { query, searchers } = self.prepare(&request.query, None, None)?;
         let fields = &self.indexes().fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, query)];
         clauses.push((
@@ -77,186 +148,76 @@ impl Searcher {
             ));
         }
         let query = BooleanQuery::new(clauses);
-        let collector = NewestArrivals {
-            after_id: request.after_id,
-            through_id: request.through_id,
-            received_from_ms: request.received_from_ms.unwrap_or(i64::MIN),
-            limit: request.samples.min(MAX_SAMPLES),
-        };
-        let mut count = 0;
-        let mut newest: Vec<(u64, i64, usize, DocAddress)> = Vec::new();
-        for (day_ord, searcher) in searchers.iter().enumerate() {
-            if !may_hold_ids_after(searcher, request.after_id) {
-                continue;
-            }
+        let limit = request.samples.min(MAX_SAMPLES);
+        let received_from = request.received_from_ms.unwrap_or(i64::MIN);
+        let mut count = 0u64;
+        let mut heap: BinaryHeap<Reverse<Kept>> = BinaryHeap::with_capacity(limit + 1);
+        for (day_ord, day) in snapshot.days.iter().enumerate() {
             // Only segments that may hold the span: new arrivals sit in a
             // few small recent segments, so most of a large index is
             // skipped without building a scorer for it.
-            let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
-            let mut fruits = Vec::new();
-            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-                if segment_may_hold(segment, request) {
-                    fruits.push(collector.collect_segment(
-                        weight.as_ref(),
-                        ord as SegmentOrdinal,
-                        segment,
-                    )?);
+            let mut meeting = day.segments.iter().filter(|s| s.meets(request)).peekable();
+            if meeting.peek().is_none() {
+                continue;
+            }
+            let weight = query.weight(EnableScoring::disabled_from_searcher(&day.searcher))?;
+            for segment in meeting {
+                let reader = day.searcher.segment_reader(segment.ord);
+                let alive = reader.alive_bitset();
+                let mut scorer = weight.scorer(reader, 1.0)?;
+                let mut doc = scorer.doc();
+                while doc != TERMINATED {
+                    let current = doc;
+                    doc = scorer.advance();
+                    if alive.is_some_and(|a| !a.is_alive(current)) {
+                        continue;
+                    }
+                    let Some(id) = segment.ids.first(current) else {
+                        continue;
+                    };
+                    if id <= request.after_id || id > request.through_id {
+                        continue;
+                    }
+                    if received_from > i64::MIN {
+                        let received = segment
+                            .received
+                            .first(current)
+                            .map_or(i64::MIN, DateTime::into_timestamp_millis);
+                        if received < received_from {
+                            continue;
+                        }
+                    }
+                    count += 1;
+                    if limit == 0 {
+                        continue;
+                    }
+                    let keep = heap.len() < limit
+                        || heap.peek().is_some_and(|Reverse(smallest)| id > smallest.0);
+                    if keep {
+                        let timestamp_ms = segment
+                            .timestamps
+                            .first(current)
+                            .map_or(0, DateTime::into_timestamp_millis);
+                        heap.push(Reverse((id, timestamp_ms, day_ord, segment.ord, current)));
+                        if heap.len() > limit {
+                            heap.pop();
+                        }
+                    }
                 }
             }
-            let fruit = collector.merge_fruits(fruits)?;
-            count += fruit.count;
-            newest.extend(
-                fruit
-                    .newest
-                    .into_iter()
-                    .map(|(id, ts, address)| (id, ts, day_ord, address)),
-            );
         }
+        let mut newest: Vec<_> = heap.into_iter().map(|Reverse(entry)| entry).collect();
         newest.sort_unstable_by_key(|entry| Reverse(entry.0));
-        newest.truncate(collector.limit);
         let mut hits = Vec::with_capacity(newest.len());
-        for (id, timestamp_ms, day_ord, address) in newest {
-            let doc: TantivyDocument = searchers[day_ord].doc(address)?;
+        for (id, timestamp_ms, day_ord, segment_ord, doc) in newest {
+            let doc: TantivyDocument = snapshot.days[day_ord]
+                .searcher
+                .doc(DocAddress::new(segment_ord, doc))?;
             hits.push(hit_from_doc(&doc, fields, Cursor { timestamp_ms, id }));
         }
         Ok(Arrivals {
             count,
             newest: hits,
         })
-    }
-}
-
-/// Whether a segment's id and receive-time bounds meet the span, read
-/// from its fast-field metadata without touching documents.
-fn segment_may_hold(segment: &SegmentReader, request: &ArrivalsRequest) -> bool {
-    if segment.num_docs() == 0 {
-        return false;
-    }
-    let fast = segment.fast_fields();
-    let ids_meet = fast.u64("id").map_or(true, |ids| {
-        ids.max_value() > request.after_id && ids.min_value() <= request.through_id
-    });
-    let received_meets = match request.received_from_ms {
-        None => true,
-        Some(from) => fast.date("received_at").map_or(true, |received| {
-            received.max_value().into_timestamp_millis() >= from
-        }),
-    };
-    ids_meet && received_meets
-}
-
-struct NewestArrivals {
-    after_id: u64,
-    through_id: u64,
-    received_from_ms: i64,
-    limit: usize,
-}
-
-struct Fruit {
-    count: u64,
-    newest: Vec<(u64, i64, DocAddress)>,
-}
-
-struct NewestArrivalsSegment {
-    segment_ord: SegmentOrdinal,
-    ids: Column<u64>,
-    received: Column<DateTime>,
-    timestamps: Column<DateTime>,
-    after_id: u64,
-    through_id: u64,
-    received_from_ms: i64,
-    limit: usize,
-    count: u64,
-    /// Min-heap of the largest ids kept.
-    heap: BinaryHeap<Reverse<(u64, DocId)>>,
-}
-
-impl Collector for NewestArrivals {
-    type Fruit = Fruit;
-    type Child = NewestArrivalsSegment;
-
-    fn for_segment(
-        &self,
-        segment_ord: SegmentOrdinal,
-        segment: &SegmentReader,
-    ) -> tantivy::Result<NewestArrivalsSegment> {
-        Ok(NewestArrivalsSegment {
-            segment_ord,
-            ids: segment.fast_fields().u64("id")?,
-            received: segment.fast_fields().date("received_at")?,
-            timestamps: segment.fast_fields().date("timestamp")?,
-            after_id: self.after_id,
-            through_id: self.through_id,
-            received_from_ms: self.received_from_ms,
-            limit: self.limit,
-            count: 0,
-            heap: BinaryHeap::with_capacity(self.limit + 1),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Fruit>) -> tantivy::Result<Fruit> {
-        let count = fruits.iter().map(|f| f.count).sum();
-        let mut newest: Vec<_> = fruits.into_iter().flat_map(|f| f.newest).collect();
-        newest.sort_unstable_by_key(|entry| Reverse(entry.0));
-        newest.truncate(self.limit);
-        Ok(Fruit { count, newest })
-    }
-}
-
-impl SegmentCollector for NewestArrivalsSegment {
-    type Fruit = Fruit;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        let Some(id) = self.ids.first(doc) else {
-            return;
-        };
-        if id <= self.after_id || id > self.through_id {
-            return;
-        }
-        if self.received_from_ms > i64::MIN {
-            let received = self
-                .received
-                .first(doc)
-                .map_or(i64::MIN, DateTime::into_timestamp_millis);
-            if received < self.received_from_ms {
-                return;
-            }
-        }
-        self.count += 1;
-        if self.limit == 0 {
-            return;
-        }
-        if self.heap.len() < self.limit {
-            self.heap.push(Reverse((id, doc)));
-        } else if self
-            .heap
-            .peek()
-            .is_some_and(|Reverse((smallest, _))| id > *smallest)
-        {
-            self.heap.pop();
-            self.heap.push(Reverse((id, doc)));
-        }
-    }
-
-    fn harvest(self) -> Fruit {
-        let newest = self
-            .heap
-            .into_iter()
-            .map(|Reverse((id, doc))| {
-                let timestamp_ms = self
-                    .timestamps
-                    .first(doc)
-                    .map_or(0, DateTime::into_timestamp_millis);
-                (id, timestamp_ms, DocAddress::new(self.segment_ord, doc))
-            })
-            .collect();
-        Fruit {
-            count: self.count,
-            newest,
-        }
     }
 }

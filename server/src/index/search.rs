@@ -134,7 +134,7 @@ impl Searcher {
         Searcher { indexes }
     }
 
-    fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
+    pub(super) fn parse(&self, text: &str) -> Result<Box<dyn Query>, SearchError> {
         Ok(query::compile(text, &self.indexes.fields)?)
     }
 

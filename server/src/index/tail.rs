@@ -105,7 +105,7 @@ impl Searcher {
 
 /// Whether any segment of the day holds an id above `after_id`, read from
 /// the fast field's bounds without touching documents.
-pub(super) fn may_hold_ids_after(searcher: &tantivy::Searcher, after_id: u64) -> bool {
+fn may_hold_ids_after(searcher: &tantivy::Searcher, after_id: u64) -> bool {
     searcher.segment_readers().iter().any(|segment| {
         segment.num_docs() > 0
             && segment
