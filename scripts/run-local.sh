@@ -2,7 +2,7 @@
 # Runs the whole system on one machine with its embedded defaults: builds
 # the release binaries, starts `loghound serve` on 127.0.0.1:7700 (data in
 # .loghound-local/), starts a local agent tailing /var/log/**/*.log and a
-# bundled sample log, and prints the web UI's URL and a read token. Ctrl-C stops both.
+# bundled sample log, and prints the web UI's URL and a token (read + admin). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,9 +48,9 @@ pids+=($!)
 cat <<EOF2
 
 Loghound is running.
-  web UI:      $url/  (sign in with the read token below)
+  web UI:      $url/  (sign in with the token below)
   API:         $url
-  read token:  $read_token
+  token:       $read_token  (scopes read + admin: search, saved searches, alerts)
   search:      $bin/loghound search 'timeout' --server $url --token $read_token
   raw API:     curl -H 'Authorization: Bearer $read_token' '$url/api/v1/search?q=error&limit=5'
   logs:        $home/server.log, $home/agent.log
