@@ -2,12 +2,18 @@
 //!
 //! A pool of `max_in_flight` threads takes batches from a channel. Each
 //! batch is POSTed until the server answers 200 (acked) or a 4xx that says
-//! the batch itself is bad (rejected: an agent or server bug, logged and
-//! counted, then treated as settled so the pipeline moves on). Everything
-//! else — connection errors, 5xx, 408, 429, and 401/403 (the operator must
-//! fix the token; nothing is dropped) — is retried with the SAME body after
-//! an exponential backoff with full jitter, honouring `Retry-After`. On
-//! failure the next server in the list is tried.
+//! the batch itself is unacceptable (413 over a server limit, 400 for an
+//! event it cannot take). Such a batch is split in halves and each half
+//! sent on its own, down to single events, so a server configured with
+//! limits below the agent's batch size still gets every line, and one bad
+//! event costs only itself: a single event the server still refuses is
+//! logged with its file and offset and counted, never dropped silently.
+//! Everything else — connection errors, 5xx, 408, 429, and 401/403 (the
+//! operator must fix the token; nothing is dropped) — is retried with the
+//! SAME body after an exponential backoff with full jitter, honouring
+//! `Retry-After`. On failure the next server in the list is tried; while
+//! a later server is in use, the first is tried again every
+//! [`PRIMARY_PROBE_INTERVAL`], and used again as soon as it answers.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,6 +32,10 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// A server asking for a longer pause than this is not believed.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
+/// While a later server is in use, how often the first one is tried again.
+pub(crate) const PRIMARY_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+/// zstd level of the halves of a split batch.
+const SPLIT_ZSTD_LEVEL: i32 = 3;
 
 /// Where and how to send.
 #[derive(Debug, Clone)]
@@ -91,6 +101,14 @@ impl Backoff {
     }
 }
 
+/// What the parts of a split batch added up to.
+#[derive(Debug, Default)]
+struct Split {
+    accepted: u64,
+    duplicates: u64,
+    delivered_any: bool,
+}
+
 /// The HTTP side, shared by the sender threads.
 #[derive(Debug)]
 struct Client {
@@ -98,6 +116,12 @@ struct Client {
     config: ShipperConfig,
     /// Index into `config.servers` of the server to use now.
     current_server: AtomicUsize,
+    /// When the first server is next tried while a later one is in use,
+    /// in ms since `started`.
+    next_primary_probe_ms: AtomicU64,
+    started: std::time::Instant,
+    probe_interval: Duration,
+    /// Single events the server refused, given up on.
     num_rejected: AtomicU64,
 }
 
@@ -113,34 +137,140 @@ impl Client {
             http,
             config,
             current_server: AtomicUsize::new(0),
+            next_primary_probe_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            probe_interval: PRIMARY_PROBE_INTERVAL,
             num_rejected: AtomicU64::new(0),
         }
     }
 
-    /// Sends `batch` until it is settled.
+    /// Sends `batch` until it is settled, splitting it if the server
+    /// refuses it whole (see the module docs).
     fn deliver(&self, batch: &Batch) -> Outcome {
+        let outcome = self.deliver_body(&batch.body, batch.seq);
+        let Outcome::Rejected { status, error } = &outcome else {
+            return outcome;
+        };
+        let events = match decode_own_batch(&batch.body) {
+            Ok(events) if events.len() > 1 => events,
+            Ok(events) => {
+                self.give_up(&events, *status, error, batch.seq);
+                return outcome;
+            }
+            Err(decode_error) => {
+                tracing::error!(status, %error, %decode_error, seq = batch.seq.0, "server refused a batch the agent cannot split");
+                return outcome;
+            }
+        };
+        tracing::warn!(status, %error, seq = batch.seq.0, num_events = events.len(), "server refused a batch whole; sending it in halves");
+        let mut split = Split::default();
+        let half = events.len() / 2;
+        self.send_part(&events[..half], batch.seq, &mut split);
+        self.send_part(&events[half..], batch.seq, &mut split);
+        if split.delivered_any {
+            Outcome::Acked(IngestResponse {
+                accepted: split.accepted,
+                duplicates: split.duplicates,
+            })
+        } else {
+            outcome
+        }
+    }
+
+    /// Sends part of a split batch, in halves again if it is refused.
+    fn send_part(&self, part: &[loghound_shared::Event], seq: BatchSeq, split: &mut Split) {
+        if part.is_empty() {
+            return;
+        }
+        let body = match loghound_shared::encode_batch(part, SPLIT_ZSTD_LEVEL) {
+            Ok(body) => body,
+            Err(encode_error) => {
+                tracing::error!(%encode_error, "cannot encode part of a split batch");
+                self.give_up(part, 0, "cannot encode", seq);
+                return;
+            }
+        };
+        match self.deliver_body(&body, seq) {
+            Outcome::Acked(answer) => {
+                split.accepted += answer.accepted;
+                split.duplicates += answer.duplicates;
+                split.delivered_any = true;
+            }
+            Outcome::Rejected { .. } if part.len() > 1 => {
+                let half = part.len() / 2;
+                self.send_part(&part[..half], seq, split);
+                self.send_part(&part[half..], seq, split);
+            }
+            Outcome::Rejected { status, error } => self.give_up(part, status, &error, seq),
+        }
+    }
+
+    /// Logs and counts events the server refuses even on their own.
+    fn give_up(&self, events: &[loghound_shared::Event], status: u16, error: &str, seq: BatchSeq) {
+        for event in events {
+            let num_rejected = self.num_rejected.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(status, %error, seq = seq.0, file_id = %event.file_id, offset = event.offset.0, source = %event.source, num_rejected, "server refused a line on its own; giving it up");
+        }
+        if events.is_empty() {
+            self.num_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(status, %error, seq = seq.0, "server refused an empty batch");
+        }
+    }
+
+    /// Whether to try the first server now instead of the later one in use.
+    fn probe_primary(&self, server_index: usize) -> bool {
+        if server_index % self.config.servers.len() == 0 {
+            return false;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        let due = self.next_primary_probe_ms.load(Ordering::Relaxed);
+        now >= due
+            && self
+                .next_primary_probe_ms
+                .compare_exchange(
+                    due,
+                    now + self.probe_interval.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// POSTs `body` until it is acked or refused.
+    fn deliver_body(&self, body: &[u8], seq: BatchSeq) -> Outcome {
         let mut backoff = Backoff::new();
         loop {
-            let server_index = self.current_server.load(Ordering::Relaxed);
-            let server = &self.config.servers[server_index % self.config.servers.len()];
-            match self.attempt(server, &batch.body) {
-                Attempt::Settled(outcome) => {
-                    if let Outcome::Rejected { status, error } = &outcome {
-                        let num_rejected = self.num_rejected.fetch_add(1, Ordering::Relaxed) + 1;
-                        tracing::error!(status, %error, seq = batch.seq.0, num_events = batch.num_events, num_rejected, "server rejected a batch as malformed; this is an agent or server bug; skipping the batch");
-                    }
+            let current = self.current_server.load(Ordering::Relaxed);
+            if self.probe_primary(current) {
+                if let Attempt::Settled(outcome) = self.attempt(&self.config.servers[0], body) {
+                    tracing::info!(server = %self.config.servers[0], "first server answers again; using it");
+                    self.current_server.store(0, Ordering::Relaxed);
                     return outcome;
                 }
+            }
+            let server_index = current % self.config.servers.len();
+            let server = &self.config.servers[server_index];
+            match self.attempt(server, body) {
+                Attempt::Settled(outcome) => return outcome,
                 Attempt::Retry {
                     reason,
                     retry_after,
                 } => {
                     let delay = backoff.next_delay(retry_after);
-                    tracing::warn!(server = %server, %reason, seq = batch.seq.0, retry_in_ms = delay.as_millis() as u64, "batch not delivered; will retry");
+                    tracing::warn!(server = %server, %reason, seq = seq.0, retry_in_ms = delay.as_millis() as u64, "batch not delivered; will retry");
                     // Fail over: the next server gets the next try.
+                    let next = (server_index + 1) % self.config.servers.len();
+                    if next != 0 && self.current_server.load(Ordering::Relaxed) == current {
+                        // The first server is tried again after a while.
+                        let now = self.started.elapsed().as_millis() as u64;
+                        self.next_primary_probe_ms.store(
+                            now + self.probe_interval.as_millis() as u64,
+                            Ordering::Relaxed,
+                        );
+                    }
                     let _ = self.current_server.compare_exchange(
-                        server_index,
-                        (server_index + 1) % self.config.servers.len(),
+                        current,
+                        next,
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     );
@@ -180,6 +310,21 @@ impl Client {
         let text = response.body_mut().read_to_string().unwrap_or_default();
         classify(status, &text, retry_after)
     }
+}
+
+/// Decodes a batch this agent encoded, to split it.
+fn decode_own_batch(
+    body: &[u8],
+) -> Result<Vec<loghound_shared::Event>, loghound_shared::DecodeError> {
+    // Generous bounds: the agent made this batch from its own bounded
+    // batches.
+    let limits = loghound_shared::Limits {
+        max_compressed_bytes: 1 << 30,
+        max_decompressed_bytes: 1 << 32,
+        max_line_bytes: 1 << 30,
+        max_events: 1 << 30,
+    };
+    loghound_shared::decode_batch(body, &limits)
 }
 
 /// Decides what an HTTP answer means for the batch.
@@ -389,6 +534,154 @@ mod tests {
             }
         );
         assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    /// Answers every connection with `handler(body)` until dropped.
+    fn serve_with(
+        handler: fn(&[u8]) -> (&'static str, String),
+        listener: TcpListener,
+    ) -> Arc<Mutex<Vec<Vec<u8>>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorded = seen.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream);
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let (head, answer) = handler(&body);
+                recorded.lock().unwrap().push(body);
+                let mut stream = reader.into_inner();
+                let text = format!(
+                    "{head}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = stream.write_all(text.as_bytes());
+            }
+        });
+        seen
+    }
+
+    fn events(messages: &[&str]) -> Vec<loghound_shared::Event> {
+        messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| loghound_shared::Event {
+                file_id: FileId::new("f1").unwrap(),
+                offset: loghound_shared::ByteOffset(i as u64 * 10),
+                end_offset: loghound_shared::ByteOffset(i as u64 * 10 + 10),
+                host: "h".into(),
+                source: "/var/log/f1.log".into(),
+                message: m.to_string(),
+                read_at_ms: None,
+                tags: Default::default(),
+                truncated: false,
+                invalid_utf8: false,
+                format: None,
+            })
+            .collect()
+    }
+
+    fn real_batch(messages: &[&str]) -> Batch {
+        Batch {
+            seq: BatchSeq(1),
+            body: loghound_shared::encode_batch(&events(messages), 3).unwrap(),
+            num_events: messages.len(),
+            file_ends: vec![(FileId::new("f1").unwrap(), loghound_shared::ByteOffset(100))],
+        }
+    }
+
+    /// More than two events: 413; an event saying BAD: 400; else 200.
+    fn picky(body: &[u8]) -> (&'static str, String) {
+        let events = decode_own_batch(body).unwrap();
+        if events.len() > 2 {
+            return (
+                "HTTP/1.1 413 Payload Too Large",
+                r#"{"error":"too many events","limit":"max_events"}"#.into(),
+            );
+        }
+        if events.iter().any(|e| e.message == "BAD") {
+            return (
+                "HTTP/1.1 400 Bad Request",
+                r#"{"error":"line 1: unacceptable"}"#.into(),
+            );
+        }
+        (
+            "HTTP/1.1 200 OK",
+            format!(r#"{{"accepted":{},"duplicates":0}}"#, events.len()),
+        )
+    }
+
+    #[test]
+    fn a_refused_batch_is_split_down_to_the_one_bad_event() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let seen = serve_with(picky, listener);
+        let client = client(vec![address]);
+        let outcome = client.deliver(&real_batch(&["a", "b", "c", "BAD", "e", "f"]));
+        assert_eq!(
+            outcome,
+            Outcome::Acked(IngestResponse {
+                accepted: 5,
+                duplicates: 0
+            })
+        );
+        assert_eq!(client.num_rejected.load(Ordering::Relaxed), 1);
+        // Every good line went through once, in file order.
+        let delivered: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|body| decode_own_batch(body).unwrap())
+            .filter(|events| events.len() <= 2 && events.iter().all(|e| e.message != "BAD"))
+            .flatten()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(delivered, ["a", "b", "c", "e", "f"]);
+    }
+
+    #[test]
+    fn returns_to_the_first_server_once_it_answers_again() {
+        // The first server's port, with nothing listening on it yet.
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let first_address = first.local_addr().unwrap();
+        drop(first);
+        let second = TcpListener::bind("127.0.0.1:0").unwrap();
+        let second_url = format!("http://{}", second.local_addr().unwrap());
+        let second_seen = serve_with(picky, second);
+        let mut client = client(vec![format!("http://{first_address}"), second_url]);
+        client.probe_interval = Duration::from_millis(100);
+
+        let outcome = client.deliver(&real_batch(&["one"]));
+        assert!(matches!(outcome, Outcome::Acked(_)), "{outcome:?}");
+        assert_eq!(second_seen.lock().unwrap().len(), 1);
+        assert_eq!(client.current_server.load(Ordering::Relaxed), 1);
+
+        // The first server comes back; after the probe interval the next
+        // batch goes to it, and so does the one after.
+        let Ok(first) = TcpListener::bind(first_address) else {
+            panic!("port {first_address} was taken meanwhile");
+        };
+        let first_seen = serve_with(picky, first);
+        thread::sleep(Duration::from_millis(150));
+        client.deliver(&real_batch(&["two"]));
+        client.deliver(&real_batch(&["three"]));
+        assert_eq!(first_seen.lock().unwrap().len(), 2);
+        assert_eq!(second_seen.lock().unwrap().len(), 1);
+        assert_eq!(client.current_server.load(Ordering::Relaxed), 0);
     }
 
     #[test]

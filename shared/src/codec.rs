@@ -146,7 +146,7 @@ pub fn decode_batch(body: &[u8], limits: &Limits) -> Result<Vec<Event>, DecodeEr
         .window_log_max(MAX_WINDOW_LOG)
         .map_err(DecodeError::Zstd)?;
     // One byte past the limit tells "exactly at the limit" from "over it".
-    let budget = limits.max_decompressed_bytes as u64 + 1;
+    let budget = (limits.max_decompressed_bytes as u64).saturating_add(1);
     let mut reader = BufReader::with_capacity(64 << 10, decoder.take(budget));
 
     let mut events = Vec::new();

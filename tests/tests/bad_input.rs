@@ -300,3 +300,40 @@ fn revoked_tokens_are_refused_by_a_running_server() {
     let listed = String::from_utf8_lossy(&list.stdout).to_string();
     assert_eq!(listed.matches("revoked").count(), 1, "{listed}");
 }
+
+/// A server whose limits are below the agent's batch size answers 413; the
+/// agent splits its batches until they fit, and every line arrives once.
+#[test]
+fn agent_splits_batches_a_server_refuses_as_too_large() {
+    let dir = temp_dir();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "[limits]\nmax_events = 16\n").unwrap();
+    let pipeline = loghound_tests::Pipeline::start_with(
+        dir.path(),
+        &format!("{}/*.log", logs.display()),
+        loghound_tests::ServerOptions {
+            config: Some(config),
+            env: Vec::new(),
+        },
+    );
+    let total = 3000;
+    loghound_tests::data::append(
+        &logs.join("app.log"),
+        &loghound_tests::data::numbered_lines("splitme", 0..total),
+    );
+    wait_for_count(
+        &pipeline.url,
+        &pipeline.read_token,
+        "splitme",
+        total,
+        Duration::from_secs(120),
+    );
+    loghound_tests::assert_each_number_once(&pipeline.url, &pipeline.read_token, "splitme", total);
+    let log = std::fs::read_to_string(pipeline.agent.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("sending it in halves"),
+        "the agent never split a batch: the test did not exercise the limit"
+    );
+}
