@@ -219,7 +219,7 @@ impl Client {
 
     /// Whether to try the first server now instead of the later one in use.
     fn probe_primary(&self, server_index: usize) -> bool {
-        if server_index % self.config.servers.len() == 0 {
+        if server_index.is_multiple_of(self.config.servers.len()) {
             return false;
         }
         let now = self.started.elapsed().as_millis() as u64;
