@@ -533,3 +533,151 @@ fn every_route_answers_every_credential_with_the_exact_status() {
     );
     drop(world);
 }
+
+/// Reads the server's log once it has exited, so nothing is left unflushed.
+fn finished_log(mut server: Server) -> String {
+    server.terminate(Duration::from_secs(30));
+    let bytes = std::fs::read(server.log_path()).expect("read the server log");
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn the_server_log_holds_no_secrets_and_no_log_lines_even_at_debug() {
+    let dir = temp_dir();
+    let options = loghound_tests::ServerOptions {
+        env: vec![("RUST_LOG".into(), "debug".into())],
+        ..Default::default()
+    };
+    let server = Server::start_with(&dir.path().join("server"), options);
+    let url = server.url();
+    let ingest = token(server.data_dir(), &["ingest"]);
+    let read = token(server.data_dir(), &["read"]);
+    let admin = token(server.data_dir(), &["admin"]);
+    let unknown = format!("lh_{}", "feedc0de4242".repeat(4));
+    let secret = "whsec-Jq7vT2mPz9";
+    // Webhook URLs often carry their credential in the path (Slack).
+    let hook_path = "/hook/T0Kd8sPq3Lm";
+    let distinctive = "Xq7Zr2Wv9Kp";
+    let receiver = loghound_tests::receiver::Receiver::start();
+
+    // Ingest a line and find it by another word of it.
+    loghound_tests::http::ingest(
+        &url,
+        &ingest,
+        "hygiene-agent",
+        &[event(
+            "hygiene-file",
+            0,
+            &format!("hygiene payment card {distinctive} declined"),
+        )],
+    );
+    wait_for_count(&url, &read, "hygiene", 1, Duration::from_secs(30));
+
+    // Refused requests: an unknown token, a token without the scope.
+    let refused = loghound_tests::http::get_search(&url, Some(&unknown), &[("q", "hygiene")])
+        .expect("search with an unknown token");
+    assert_eq!(refused.status, 401);
+    let forbidden = loghound_tests::http::get_search(&url, Some(&ingest), &[("q", "hygiene")])
+        .expect("search with an ingest token");
+    assert_eq!(forbidden.status, 403);
+
+    // A session.
+    let response = client()
+        .post(format!("{url}/api/v1/session"))
+        .header("X-Loghound-CSRF", "1")
+        .send_json(json!({ "token": read }))
+        .expect("sign in");
+    assert_eq!(response.status().as_u16(), 200);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value.to_string())
+        .expect("a session cookie");
+    let current = client()
+        .get(format!("{url}/api/v1/session"))
+        .header("Cookie", format!("loghound_session={cookie}"))
+        .call()
+        .expect("session");
+    assert_eq!(current.status().as_u16(), 200);
+
+    // Alert rules with a webhook secret: create, read, change, test, remove.
+    let search = api_expect(
+        "POST",
+        &url,
+        "/api/v1/searches",
+        &admin,
+        Some(&json!({"name": "hygiene", "query": "hygiene"})),
+        201,
+    );
+    let rule_body = json!({
+        "search_id": search["id"],
+        "name": "hygiene rule",
+        "kind": "threshold",
+        "threshold": 1000,
+        "channels": [{"type": "webhook", "url": receiver.url(hook_path), "secret": secret}],
+    });
+    let rule = api_expect(
+        "POST",
+        &url,
+        "/api/v1/alerts",
+        &admin,
+        Some(&rule_body),
+        201,
+    );
+    let rule_path = format!("/api/v1/alerts/{}", rule["id"]);
+    api_expect("GET", &url, &rule_path, &admin, None, 200);
+    api_expect("PUT", &url, &rule_path, &admin, Some(&rule_body), 200);
+    api_expect(
+        "POST",
+        &url,
+        &format!("{rule_path}/test"),
+        &admin,
+        None,
+        202,
+    );
+    let sent = receiver.wait_until("the test notification", Duration::from_secs(30), |r| {
+        !r.is_empty()
+    });
+    assert!(
+        sent[0].header("x-loghound-signature").is_some(),
+        "the test notification is signed"
+    );
+    api_expect(
+        "GET",
+        &url,
+        &format!("{rule_path}/history"),
+        &admin,
+        None,
+        200,
+    );
+    api_expect("DELETE", &url, &rule_path, &admin, None, 204);
+
+    let log = finished_log(server);
+    assert!(
+        log.contains("DEBUG"),
+        "the server did not log at debug level; the test proves nothing:\n{log}"
+    );
+    let lower = log.to_lowercase();
+    for (what, needle) in [
+        ("the ingest token", ingest.as_str()),
+        ("the read token", read.as_str()),
+        ("the admin token", admin.as_str()),
+        ("the refused unknown token", unknown.as_str()),
+        ("the webhook secret", secret),
+        ("the webhook URL's path", hook_path),
+        ("the session cookie", cookie.as_str()),
+        ("an ingested line", distinctive),
+    ] {
+        assert!(
+            !lower.contains(&needle.to_lowercase()),
+            "the server log contains {what} ({needle}):\n{}",
+            log.lines()
+                .filter(|l| l.to_lowercase().contains(&needle.to_lowercase()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
