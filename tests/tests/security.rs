@@ -681,3 +681,77 @@ fn the_server_log_holds_no_secrets_and_no_log_lines_even_at_debug() {
         );
     }
 }
+
+/// A client that sends part of a request line and then nothing is
+/// disconnected within the header read timeout, while other clients are
+/// served.
+#[test]
+fn a_client_that_stalls_in_its_headers_is_disconnected() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let dir = temp_dir();
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "header_read_timeout_ms = 500\n").expect("write server.toml");
+    let server = Server::start_with(
+        &dir.path().join("server"),
+        loghound_tests::ServerOptions {
+            config: Some(config),
+            ..Default::default()
+        },
+    );
+    let addr = server.url().trim_start_matches("http://").to_string();
+
+    // One connection sends a partial request line and then its headers a
+    // byte every 50 ms, forever; another sends nothing at all.
+    let trickling = TcpStream::connect(&addr).expect("connect");
+    let silent = TcpStream::connect(&addr).expect("connect");
+    let mut writer = trickling.try_clone().expect("clone the stream");
+    let trickler = std::thread::spawn(move || {
+        if writer
+            .write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+            .is_err()
+        {
+            return;
+        }
+        // Ends when the server has closed the connection.
+        while writer.write_all(b"a").is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+
+    // While they stall, other clients are answered.
+    let answer = client()
+        .get(format!("{}/healthz", server.url()))
+        .call()
+        .expect("healthz");
+    assert_eq!(answer.status().as_u16(), 200);
+
+    // Far longer than the server's limit, so a server without one fails
+    // the test by keeping the connections open.
+    let bound = Duration::from_secs(20);
+    for (what, mut stream) in [("trickling", trickling), ("silent", silent)] {
+        stream
+            .set_read_timeout(Some(bound))
+            .expect("set a read timeout");
+        let mut buffer = [0u8; 512];
+        let closed = loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => break true,
+                // Whatever the server says before closing is fine.
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
+        assert!(closed, "the {what} connection stayed open for {bound:?}");
+    }
+    trickler.join().expect("the trickling thread");
+
+    // Meanwhile, and after, a normal request is answered.
+    let answer = client()
+        .get(format!("{}/healthz", server.url()))
+        .call()
+        .expect("healthz");
+    assert_eq!(answer.status().as_u16(), 200);
+}
