@@ -37,6 +37,15 @@ pub struct ServerConfig {
     /// is answered 408: a client that stalls cannot hold a connection.
     #[serde(default = "default_body_idle_timeout_ms")]
     pub body_idle_timeout_ms: u64,
+    /// Longest time a connection may take to send a request's headers
+    /// (from when it connects, or from the end of its previous answer):
+    /// a client that trickles them, or sends nothing, is disconnected.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Days of receipt to keep: a day index is deleted once all of it is
+    /// more than this many days old. Unset: keep everything.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
     /// Limits on each ingested batch.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -192,6 +201,9 @@ const fn default_wal_segment_bytes() -> u64 {
 const fn default_body_idle_timeout_ms() -> u64 {
     30_000
 }
+const fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
 const fn default_max_compressed_bytes() -> usize {
     16 << 20
 }
@@ -287,6 +299,14 @@ impl ServerConfig {
         if self.body_idle_timeout_ms == 0 {
             bail!("key `body_idle_timeout_ms`: must be positive");
         }
+        if self.header_read_timeout_ms == 0 || self.header_read_timeout_ms > 3_600_000 {
+            bail!("key `header_read_timeout_ms`: must be between 1 and 3600000");
+        }
+        if let Some(days) = self.retention_days {
+            if days == 0 || days > 36_500 {
+                bail!("key `retention_days`: must be between 1 and 36500 (or left out to keep everything)");
+            }
+        }
         if self.wal_segment_bytes < 1 << 20 {
             bail!("key `wal_segment_bytes`: must be at least 1 MiB (1048576)");
         }
@@ -357,6 +377,26 @@ mod tests {
         let example = ServerConfig::load(&path).unwrap();
         let defaults = ServerConfig::default();
         assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn timeouts_and_retention_are_validated() {
+        for (text, key) in [
+            ("header_read_timeout_ms = 0", "header_read_timeout_ms"),
+            ("header_read_timeout_ms = 3600001", "header_read_timeout_ms"),
+            ("retention_days = 0", "retention_days"),
+            ("retention_days = 40000", "retention_days"),
+        ] {
+            let config: ServerConfig = toml::from_str(text).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let config: ServerConfig =
+            toml::from_str("header_read_timeout_ms = 250\nretention_days = 1").unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.retention_days, Some(1));
+        assert_eq!(ServerConfig::default().header_read_timeout_ms, 10_000);
+        assert_eq!(ServerConfig::default().retention_days, None);
     }
 
     #[test]

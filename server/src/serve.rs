@@ -29,6 +29,8 @@ const INDEXER_QUEUE_RECORDS: usize = 64;
 /// How long shutdown waits for open connections once live tails have been
 /// told to end; a client that stopped reading could hold one forever.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Pause after a failed `accept` (such as too many open files).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// A server that has recovered its data directory and is ready to serve.
 pub struct Recovered {
@@ -81,35 +83,63 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 /// gracefully: live tails end at once (they never end on their own), other
 /// requests finish, and connections still open after [`SHUTDOWN_GRACE`]
 /// are abandoned.
+///
+/// Each connection must send a request's headers within
+/// `state.header_read_timeout` of connecting or of its previous answer,
+/// or it is closed: a client that trickles bytes, or sends none, cannot
+/// hold a connection (request bodies have `body_idle_timeout`).
 pub async fn serve_until(
     listener: tokio::net::TcpListener,
     state: AppState,
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tails = Arc::clone(&state.tails);
-    let (stopping_tx, mut stopping_rx) = watch::channel(false);
-    state.alerts.start(stopping_rx.clone());
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        signal.await;
-        tails.shutdown();
-        stopping_tx.send_replace(true);
-    });
-    let server = std::future::IntoFuture::into_future(server);
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        _ = stopping_rx.wait_for(|stopping| *stopping) => {}
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    state.alerts.start(stopping_rx);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(state.header_read_timeout)
+        .keep_alive(true);
+    let service = hyper_util::service::TowerToHyperService::new(app(state));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(signal);
+    loop {
+        let stream = tokio::select! {
+            () = &mut signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors and the like: wait for some to
+                    // free up rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let connection =
+            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
     }
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
-                "connections still open after the shutdown grace period; closing them"
-            );
-            Ok(())
-        }
+    drop(listener);
+    tails.shutdown();
+    stopping_tx.send_replace(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+            "connections still open after the shutdown grace period; closing them"
+        );
     }
+    Ok(())
 }
 
 /// Opens the data directory, replays the WAL into the indexer and returns
@@ -137,6 +167,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
             commit_interval: Duration::from_millis(config.commit_interval_ms),
             writer_heap_bytes: config.index_writer_heap_bytes,
             writer_threads: config.index_writer_threads,
+            retention_days: config.retention_days,
         },
         Arc::clone(&indexes),
         durability.clone(),
@@ -169,6 +200,24 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         "write-ahead log replayed"
     );
 
+    // Retention once at start, after replay (the indexer takes messages in
+    // order), then hourly by the indexer itself.
+    if config.retention_days.is_some() {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let today = crate::index::day_of_ms(crate::timeparse::now_ms());
+        let _ = indexer_tx.send(IndexerMsg::Retention {
+            today,
+            done: done_tx,
+        });
+        if let Ok(report) = done_rx.recv() {
+            info!(
+                dropped = report.dropped.len(),
+                deferred = report.deferred.len(),
+                "retention applied"
+            );
+        }
+    }
+
     let ingest = Arc::new(LocalIngest::new(limits, wal, dedup, indexer_tx.clone()));
     let searcher = Arc::new(Searcher::new(Arc::clone(&indexes)));
     let alerts = crate::alerts::Alerts::new(
@@ -185,6 +234,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         tokens: TokenStore::new(&data_dir),
         max_body_bytes: limits.max_compressed_bytes,
         body_idle_timeout: Duration::from_millis(config.body_idle_timeout_ms),
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
         committed: committed_rx,
         tails: Arc::new(Tails::default()),
         alerts: Arc::new(alerts),

@@ -175,7 +175,7 @@ impl Outbox {
                 });
         if sent.result.delivered {
             info!(delivery = %delivery.delivery_id, rule = delivery.notification.rule_id,
-                channel = %delivery.channel.describe(), "notification delivered");
+                channel = %delivery.channel.describe_for_log(), "notification delivered");
         } else {
             warn!(delivery = %delivery.delivery_id, rule = delivery.notification.rule_id,
                 attempt = attempts, error = sent.result.error.as_deref().unwrap_or(""),

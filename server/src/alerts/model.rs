@@ -157,6 +157,39 @@ impl Channel {
         }
     }
 
+    /// [`Channel::describe`] for the server's own log: a webhook's URL is
+    /// cut to its scheme and host, since its path or query often is the
+    /// credential (Slack's incoming webhooks, `?token=`).
+    pub fn describe_for_log(&self) -> String {
+        match self {
+            Channel::Email { .. } => self.describe(),
+            Channel::Webhook { url, .. } => {
+                let origin_end = url
+                    .find("://")
+                    .map(|scheme| {
+                        let rest = scheme + 3;
+                        url[rest..]
+                            .find(['/', '?', '#'])
+                            .map_or(url.len(), |at| rest + at)
+                    })
+                    .unwrap_or(0);
+                let origin = &url[..origin_end];
+                // Userinfo (`user:password@host`) goes too.
+                let origin = match (origin.find("://"), origin.rfind('@')) {
+                    (Some(scheme), Some(at)) => {
+                        format!("{}{}", &origin[..scheme + 3], &origin[at + 1..])
+                    }
+                    _ => origin.to_string(),
+                };
+                if origin_end < url.len() {
+                    format!("webhook {origin}/…")
+                } else {
+                    format!("webhook {origin}")
+                }
+            }
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
         match self {
             Channel::Email { to } => {
@@ -375,6 +408,32 @@ mod tests {
     fn rule(json: &str) -> Result<(), String> {
         let input: RuleInput = serde_json::from_str(json).map_err(|e| e.to_string())?;
         input.validate()
+    }
+
+    #[test]
+    fn webhook_urls_are_cut_to_their_origin_in_the_log() {
+        let hook = |url: &str| Channel::Webhook {
+            url: url.into(),
+            format: WebhookFormat::Slack,
+            secret: Some("s3cret".into()),
+        };
+        for (url, logged) in [
+            (
+                "https://hooks.slack.com/services/T0/B0/XyZ",
+                "webhook https://hooks.slack.com/…",
+            ),
+            (
+                "http://example.com?token=abc",
+                "webhook http://example.com/…",
+            ),
+            (
+                "https://user:pw@example.com:8443/x",
+                "webhook https://example.com:8443/…",
+            ),
+            ("http://example.com", "webhook http://example.com"),
+        ] {
+            assert_eq!(hook(url).describe_for_log(), logged, "{url}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -85,6 +85,13 @@ fn with_runtime(state: &AppState, mut rule: Rule) -> Rule {
     rule
 }
 
+/// The `{id}` of the path, read only after the request is authorized, so
+/// that who may not use a route learns nothing from it.
+fn path_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, AppError> {
+    id.map(|Path(id)| id)
+        .map_err(|e| AppError::bad_request(format!("id: {}", e.body_text())))
+}
+
 // ---- saved searches ----
 
 pub(super) async fn list_searches(
@@ -114,9 +121,10 @@ pub(super) async fn create_search(
 pub(super) async fn get_search(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Read).await?;
+    let id = path_id(id)?;
     Ok(Json(
         blocking(&state.alerts.store, move |s| s.get_search(id)).await?,
     ))
@@ -125,10 +133,11 @@ pub(super) async fn get_search(
 pub(super) async fn update_search(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     payload: Result<Json<SearchInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Admin).await?;
+    let id = path_id(id)?;
     let input = body(payload)?;
     check_search(&state, &input).await?;
     let search = blocking(&state.alerts.store, move |s| s.update_search(id, &input)).await?;
@@ -139,9 +148,10 @@ pub(super) async fn update_search(
 pub(super) async fn delete_search(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Admin).await?;
+    let id = path_id(id)?;
     blocking(&state.alerts.store, move |s| s.delete_search(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -178,9 +188,10 @@ pub(super) async fn create_rule(
 pub(super) async fn get_rule(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Admin).await?;
+    let id = path_id(id)?;
     let rule = blocking(&state.alerts.store, move |s| s.get_rule(id)).await?;
     Ok(Json(with_runtime(&state, rule)))
 }
@@ -188,10 +199,11 @@ pub(super) async fn get_rule(
 pub(super) async fn update_rule(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     payload: Result<Json<RuleInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Admin).await?;
+    let id = path_id(id)?;
     let input = body(payload)?;
     check_rule(&state, &input)?;
     let rule = blocking(&state.alerts.store, move |s| s.update_rule(id, &input)).await?;
@@ -202,9 +214,10 @@ pub(super) async fn update_rule(
 pub(super) async fn delete_rule(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Admin).await?;
+    let id = path_id(id)?;
     blocking(&state.alerts.store, move |s| s.delete_rule(id)).await?;
     state.alerts.engine.rules_changed.notify_one();
     Ok(StatusCode::NO_CONTENT)
@@ -219,10 +232,11 @@ pub(super) struct HistoryParams {
 pub(super) async fn history(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Admin).await?;
+    let id = path_id(id)?;
     let Query(params) = params.map_err(|e| AppError::bad_request(e.body_text()))?;
     let limit = bounded_count("limit", params.limit.as_deref(), 50, 1, 1000)?;
     let deliveries = blocking(&state.alerts.store, move |s| s.history(id, limit)).await?;
@@ -232,9 +246,10 @@ pub(super) async fn history(
 pub(super) async fn test(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<impl IntoResponse, AppError> {
     state.authorize(&headers, Scope::Admin).await?;
+    let id = path_id(id)?;
     let public_url = state.alerts.public_url.get();
     let ids = blocking(&state.alerts.store, move |s| {
         let rule = s.get_rule(id)?;

@@ -42,6 +42,9 @@ pub struct AppState {
     /// Longest wait for the next piece of a request body; a client that
     /// stalls longer gets 408 and its connection back.
     pub body_idle_timeout: std::time::Duration,
+    /// Longest time a connection may take to send a request's headers;
+    /// applied by `serve::serve_until` to every connection.
+    pub header_read_timeout: std::time::Duration,
     /// The WAL sequence number the indexer has committed through: every
     /// event of a record up to it is searchable. Changes on each commit.
     pub committed: tokio::sync::watch::Receiver<u64>,

@@ -73,7 +73,7 @@ pub(super) async fn sign_in(
     let Json(SignIn { token }) = body.map_err(|e| AppError::bad_request(e.body_text()))?;
     let token = token.trim().to_string();
     if token.is_empty() {
-        return Err(AppError::bad_request("token: missing"));
+        return Err(AuthError::Unauthenticated("token: missing").into());
     }
     let tokens = state.tokens.clone();
     let checked = token.clone();

@@ -43,6 +43,23 @@ pub enum IndexerMsg {
     Batch(LoggedBatch),
     /// Commit what is pending and stop; the sender is dropped when done.
     Shutdown(crossbeam_channel::Sender<()>),
+    /// Apply `retention_days` as of the UTC day `today` now, and report.
+    Retention {
+        /// The current UTC day (a parameter so tests can move time).
+        today: Date,
+        /// Receives what was done.
+        done: crossbeam_channel::Sender<RetentionReport>,
+    },
+}
+
+/// What one retention pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Days whose index directory was deleted.
+    pub dropped: Vec<Date>,
+    /// Days taken out of searches but still held by a running search;
+    /// their directories are deleted once it lets go.
+    pub deferred: Vec<Date>,
 }
 
 /// Settings of the indexer.
@@ -57,10 +74,17 @@ pub struct IndexerConfig {
     pub writer_heap_bytes: usize,
     /// Writer threads per day.
     pub writer_threads: usize,
+    /// Days of receipt to keep (`retention_days`); `None` keeps all.
+    pub retention_days: Option<u32>,
 }
 
 /// How often the checkpoint is rewritten and WAL segments are released.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+/// How often retention runs (besides once at start).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long a retention pass waits for running searches to let go of a
+/// dropped day before leaving its deletion to a later commit tick.
+const RETENTION_READER_WAIT: Duration = Duration::from_secs(2);
 /// A day's writer closes after this long without new events.
 const WRITER_IDLE: Duration = Duration::from_secs(120);
 /// Most day writers open at once: today's, and yesterday's while a replay
@@ -84,6 +108,8 @@ pub struct Indexer {
     committed_tx: watch::Sender<u64>,
     last_checkpoint: Instant,
     checkpointed_seq: u64,
+    /// Dropped days whose directories wait for searches to let go.
+    doomed: Vec<Arc<super::DayIndex>>,
 }
 
 /// Merging: a commit a second makes many small segments, and every merge
@@ -128,6 +154,7 @@ impl Indexer {
             committed_tx,
             last_checkpoint: Instant::now(),
             checkpointed_seq: checkpoint.indexed_through_seq,
+            doomed: Vec::new(),
         }
     }
 
@@ -135,11 +162,18 @@ impl Indexer {
     /// fatal: the process exits and the WAL replays on restart.
     pub fn run(mut self, inbox: Receiver<IndexerMsg>) {
         let mut next_commit = Instant::now() + self.config.commit_interval;
+        // The first pass is asked for by `serve` once replay is done.
+        let mut next_retention = Instant::now() + RETENTION_INTERVAL;
         loop {
             let wait = next_commit.saturating_duration_since(Instant::now());
             let done = match inbox.recv_timeout(wait) {
                 Ok(IndexerMsg::Batch(batch)) => {
                     self.fail_on_error(|indexer| indexer.add(batch));
+                    None
+                }
+                Ok(IndexerMsg::Retention { today, done }) => {
+                    let report = self.retention_pass(today);
+                    let _ = done.send(report);
                     None
                 }
                 Ok(IndexerMsg::Shutdown(ack)) => Some(Some(ack)),
@@ -154,9 +188,126 @@ impl Indexer {
             }
             if Instant::now() >= next_commit {
                 self.fail_on_error(Indexer::commit);
+                self.delete_released_days();
                 next_commit = Instant::now() + self.config.commit_interval;
             }
+            if Instant::now() >= next_retention {
+                self.retention_pass(day_of_ms(crate::timeparse::now_ms()));
+                next_retention = Instant::now() + RETENTION_INTERVAL;
+            }
         }
+    }
+
+    /// Drops the day indexes that `retention_days` no longer keeps: every
+    /// day before `today − retention_days` (all of such a day is more than
+    /// `retention_days` × 24 h old). Days are days of receipt, so only the
+    /// WAL records received on a day feed its index; everything logged so
+    /// far is committed and checkpointed first, so no replay will ever
+    /// need a dropped day (records still on their way to the indexer were
+    /// received today). Failures are logged, never fatal: the day stays
+    /// and the next pass tries again.
+    fn retention_pass(&mut self, today: Date) -> RetentionReport {
+        let mut report = RetentionReport::default();
+        let Some(keep_days) = self.config.retention_days else {
+            return report;
+        };
+        let Some(cutoff) = today.checked_sub(time::Duration::days(i64::from(keep_days))) else {
+            return report;
+        };
+        let expired: Vec<Date> = self
+            .indexes
+            .days()
+            .into_iter()
+            .filter(|day| *day < cutoff)
+            .collect();
+        if expired.is_empty() {
+            return report;
+        }
+        self.fail_on_error(Indexer::commit);
+        if let Err(error) = self.store_checkpoint() {
+            error!(%error, "retention: cannot write the checkpoint; no day dropped");
+            return report;
+        }
+        for day in expired {
+            if let Some(writer) = self.writers.remove(&day) {
+                if let Err(error) = writer.writer.wait_merging_threads() {
+                    error!(%day, %error, "retention: closing the day's writer failed");
+                }
+            }
+            let still_needed = self
+                .indexes
+                .open_day(day)
+                .map(|index| index.committed_seq() > self.checkpointed_seq)
+                .unwrap_or(true);
+            if still_needed {
+                // Not reachable after the checkpoint above; kept as a guard.
+                info!(%day, "retention: day still needed by the write-ahead log; kept");
+                continue;
+            }
+            let Some(index) = self.indexes.remove_day(day) else {
+                continue;
+            };
+            let deadline = Instant::now() + RETENTION_READER_WAIT;
+            while Arc::strong_count(&index) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if Arc::strong_count(&index) > 1 {
+                info!(%day, "retention: day dropped from searches; deleting it once running searches end");
+                self.doomed.push(index);
+                report.deferred.push(day);
+            } else if self.delete_day(index) {
+                report.dropped.push(day);
+            }
+        }
+        report
+    }
+
+    /// Deletes the directories of dropped days that no search holds any
+    /// more.
+    fn delete_released_days(&mut self) {
+        let (free, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.doomed)
+            .into_iter()
+            .partition(|index| Arc::strong_count(index) == 1);
+        self.doomed = held;
+        for index in free {
+            self.delete_day(index);
+        }
+    }
+
+    /// Closes a dropped day (its reader and files) and deletes its
+    /// directory; returns whether that worked.
+    fn delete_day(&self, index: Arc<super::DayIndex>) -> bool {
+        let day = index.day;
+        let dir = self.indexes.day_dir(day);
+        drop(index);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                info!(%day, "retention: day index deleted");
+                true
+            }
+            Err(error) => {
+                error!(%day, %error, dir = %dir.display(), "retention: cannot delete the day index");
+                false
+            }
+        }
+    }
+
+    /// Writes `checkpoint.json` for what is committed and releases the WAL
+    /// segments wholly before it.
+    fn store_checkpoint(&mut self) -> anyhow::Result<()> {
+        let committed = self.committed_seq();
+        Checkpoint::new(committed, &self.dedup).store(&self.config.data_dir)?;
+        self.checkpointed_seq = committed;
+        self.last_checkpoint = Instant::now();
+        let removed = remove_segments_through(&self.config.wal_dir, committed)?;
+        if removed > 0 {
+            debug!(
+                removed,
+                through_seq = committed,
+                "released write-ahead log segments"
+            );
+        }
+        Ok(())
     }
 
     fn fail_on_error(&mut self, step: impl FnOnce(&mut Self) -> anyhow::Result<()>) {
@@ -324,18 +475,12 @@ impl Indexer {
         if committed > self.checkpointed_seq
             && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
         {
-            Checkpoint::new(committed, &self.dedup).store(&self.config.data_dir)?;
-            self.checkpointed_seq = committed;
-            self.last_checkpoint = Instant::now();
-            let removed = remove_segments_through(&self.config.wal_dir, committed)?;
-            if removed > 0 {
-                debug!(
-                    removed,
-                    through_seq = committed,
-                    "released write-ahead log segments"
-                );
-            }
+            self.store_checkpoint()?;
         }
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "retention_tests.rs"]
+mod retention_tests;

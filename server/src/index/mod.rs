@@ -174,6 +174,27 @@ impl IndexSet {
         Ok(Arc::clone(days.entry(day).or_insert(day_index)))
     }
 
+    /// The directory of a day's index.
+    pub fn day_dir(&self, day: Date) -> PathBuf {
+        self.root.join(day_dir_name(day))
+    }
+
+    /// The days that have an index, oldest first.
+    pub fn days(&self) -> Vec<Date> {
+        self.read_days().keys().copied().collect()
+    }
+
+    /// Takes a day out of the set: searches that start after this no
+    /// longer see it. Searches already running keep their handle, which
+    /// the caller can wait for (`Arc::strong_count`) before deleting the
+    /// directory.
+    pub fn remove_day(&self, day: Date) -> Option<Arc<DayIndex>> {
+        self.days
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&day)
+    }
+
     fn read_days(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Date, Arc<DayIndex>>> {
         self.days.read().unwrap_or_else(|p| p.into_inner())
     }
