@@ -29,7 +29,7 @@ use tracing::{debug, error, warn};
 use super::model::{Rule, RuleKind, RuleStatus};
 use super::notify::{Notification, NotificationEvent, Sample};
 use super::store::{Evaluated, Store};
-use crate::index::arrivals::{Arrivals, ArrivalsRequest};
+use crate::index::arrivals::{Arrivals, ArrivalsRequest, ArrivalsSnapshot};
 use crate::index::search::Searcher;
 use crate::index::tail::last_id_of_seq;
 use crate::timeparse::now_ms;
@@ -167,14 +167,9 @@ impl Engine {
             }
         };
         let through = self.through_id();
-        // Taken after `through` is read, so it holds everything up to it.
-        let snapshot = match self.searcher.arrivals_snapshot() {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                warn!(%error, "cannot read the index for alert rules");
-                return None;
-            }
-        };
+        // Taken after `through` is read, so it holds everything up to it;
+        // only when a rule is due.
+        let mut snapshot: Option<ArrivalsSnapshot> = None;
         let mut shared: HashMap<ArrivalsRequest, Result<Arrivals, String>> = HashMap::new();
         let mut decided: Vec<(Evaluated, Vec<super::model::Channel>)> = Vec::new();
         let mut next_due: Option<i64> = None;
@@ -199,12 +194,22 @@ impl Engine {
                 next_due = Some(now);
                 continue;
             }
+            let snapshot = match &mut snapshot {
+                Some(snapshot) => &*snapshot,
+                empty => match self.searcher.arrivals_snapshot() {
+                    Ok(taken) => &*empty.insert(taken),
+                    Err(error) => {
+                        warn!(%error, "cannot read the index for alert rules");
+                        return None;
+                    }
+                },
+            };
             let request = self.request_for(rule, through, now);
             let result = shared
                 .entry(request.clone())
                 .or_insert_with(|| {
                     self.searcher
-                        .arrivals_in(&snapshot, &request)
+                        .arrivals_in(snapshot, &request)
                         .map_err(|e| e.to_string())
                 })
                 .clone();
