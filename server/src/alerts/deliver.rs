@@ -86,16 +86,22 @@ impl Outbox {
                 Vec::new()
             } else {
                 let this = Arc::clone(&self);
-                tokio::task::spawn_blocking(move || {
+                let due = tokio::task::spawn_blocking(move || {
                     let busy = this.busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     this.store.due_deliveries(now_ms(), free, &busy)
                 })
-                .await
-                .unwrap_or_else(|e| Err(super::store::StoreError::Conflict(e.to_string())))
-                .unwrap_or_else(|error| {
-                    warn!(%error, "cannot read the outbox");
-                    Vec::new()
-                })
+                .await;
+                match due {
+                    Ok(Ok(due)) => due,
+                    Ok(Err(error)) => {
+                        warn!(%error, "cannot read the outbox");
+                        Vec::new()
+                    }
+                    Err(error) => {
+                        warn!(%error, "outbox read panicked");
+                        Vec::new()
+                    }
+                }
             };
             for delivery in due {
                 let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {

@@ -166,6 +166,12 @@ impl Engine {
                 return None;
             }
         };
+        // Forget the in-memory state of rules that were deleted.
+        let live: std::collections::HashSet<i64> = rules.iter().map(|r| r.id).collect();
+        self.runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| live.contains(id));
         let through = self.through_id();
         // Taken after `through` is read, so it holds everything up to it;
         // only when a rule is due.
