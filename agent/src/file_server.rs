@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use crossbeam_channel::{select, Receiver, Sender};
 use loghound_shared::Event;
+use notify::event::{AccessKind, AccessMode, EventKind};
 
 use crate::batcher::Batcher;
 use crate::checkpointer::Checkpointer;
@@ -30,6 +31,9 @@ use crate::watch::FsWatch;
 const READ_BUDGET_BYTES: usize = 256 << 10;
 /// Checkpoints are written at most this often while acks arrive.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+/// File-system events handled per turn of the loop before reading again,
+/// so a burst of events cannot keep the files from being read.
+const MAX_FS_EVENTS_PER_TURN: usize = 1024;
 /// How long an apparent copy of a live file waits for that file's
 /// truncation (copytruncate) before it is read as a file of its own.
 const COPY_GRACE: Duration = Duration::from_secs(5);
@@ -150,7 +154,7 @@ impl FileServer {
             while let Ok(settled) = self.channels.settled.try_recv() {
                 self.on_settled(settled);
             }
-            while let Ok(event) = events.try_recv() {
+            for event in events.try_iter().take(MAX_FS_EVENTS_PER_TURN) {
                 self.on_fs_event(event);
             }
         }
@@ -384,6 +388,14 @@ impl FileServer {
         if event.need_rescan() {
             self.next_rescan = Instant::now();
         }
+        // Opening and reading a file are events too, our own among them:
+        // following them would make every look at a file not identified
+        // yet (an empty file just created by a rotation) cause another.
+        if let EventKind::Access(kind) = event.kind {
+            if kind != AccessKind::Close(AccessMode::Write) {
+                return;
+            }
+        }
         for path in &event.paths {
             let known = self.by_path.get(path).copied();
             let current = std::fs::metadata(path).ok().map(|m| DevInode::of(&m));
@@ -438,6 +450,7 @@ impl FileServer {
                 }
                 Ok(ReadStatus::Identified) => {
                     if let Some(identity) = watcher.identity() {
+                        tracing::debug!(path = %watcher.path().display(), file_id = %identity.file_id, generation = identity.generation, "file identified");
                         self.checkpointer
                             .track(identity, watcher.path(), watcher.position());
                     }

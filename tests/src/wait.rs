@@ -104,3 +104,31 @@ pub fn assert_each_number_once(base_url: &str, token: &str, tag: &str, total: u6
         &foreign[..foreign.len().min(5)],
     );
 }
+
+/// Which of the [`crate::data::numbered_line`]s `0..total` with `tag` are
+/// missing or present more than once, as ranges, for a failure message.
+pub fn describe_numbers(base_url: &str, token: &str, tag: &str, total: u64) -> String {
+    let mut seen = vec![0u32; total as usize];
+    let mut foreign = 0usize;
+    for hit in search_all(base_url, token, tag) {
+        match parse_numbered(tag, hit_message(&hit)) {
+            Some(number) if number < total => seen[number as usize] += 1,
+            _ => foreign += 1,
+        }
+    }
+    let mut ranges: Vec<String> = Vec::new();
+    let mut start = 0usize;
+    for end in 1..=seen.len() {
+        if end == seen.len() || seen[end] != seen[start] {
+            if seen[start] != 1 {
+                ranges.push(format!("{}..{} ×{}", start, end, seen[start]));
+            }
+            start = end;
+        }
+    }
+    format!(
+        "{} ranges not present exactly once: {:?}; {foreign} foreign hits",
+        ranges.len(),
+        &ranges[..ranges.len().min(20)]
+    )
+}

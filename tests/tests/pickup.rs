@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use loghound_tests::bench::usage;
 use loghound_tests::data::{append, numbered_lines};
 use loghound_tests::http::hit_str;
 use loghound_tests::{assert_count_stays, search, temp_dir, token, wait_for_count, Agent, Server};
@@ -70,4 +71,50 @@ fn files_created_after_start_are_picked_up() {
         "source of a line from {} is {source:?}",
         new_deep.display()
     );
+}
+
+/// A file that matches the glob but has no complete first line yet (what
+/// logrotate's `create` leaves for a quiet application) has no identity
+/// and is looked at again on every change. The agent's own looks at it
+/// must not count as changes: that loop kept the agent busy and starved
+/// every other file.
+#[test]
+fn an_empty_file_neither_holds_up_the_others_nor_keeps_the_agent_busy() {
+    let tmp = temp_dir();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let ingest_token = token(server.data_dir(), &["ingest"]);
+    let read_token = token(server.data_dir(), &["read"]);
+    let busy = logs.join("busy.log");
+    append(&busy, &numbered_lines("emptybusy", 0..10));
+    let mut agent = Agent::start(
+        &url,
+        &ingest_token,
+        &tmp.path().join("agent"),
+        &[format!("{}/*.log", logs.display())],
+    );
+    wait_for_count(&url, &read_token, "emptybusy", 10, Duration::from_secs(30));
+
+    std::fs::File::create(logs.join("quiet.log")).unwrap();
+    append(&logs.join("half.log"), b"a first line without its newline");
+    for round in 1..=5 {
+        std::thread::sleep(Duration::from_millis(200));
+        append(
+            &busy,
+            &numbered_lines("emptybusy", round * 10..round * 10 + 10),
+        );
+    }
+    wait_for_count(&url, &read_token, "emptybusy", 60, Duration::from_secs(30));
+
+    let (cpu_before, _) = usage(agent.pid()).expect("agent's /proc stat");
+    std::thread::sleep(Duration::from_secs(4));
+    let (cpu_after, _) = usage(agent.pid()).expect("agent's /proc stat");
+    assert!(
+        cpu_after - cpu_before < 0.5,
+        "an agent with nothing to read used {:.2} CPU-seconds in 4 s",
+        cpu_after - cpu_before
+    );
+    agent.assert_running();
 }
