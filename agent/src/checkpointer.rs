@@ -82,6 +82,14 @@ impl Checkpointer {
         })
     }
 
+    /// The checkpoints of files still tracked (not retired).
+    pub(crate) fn records(&self) -> impl Iterator<Item = &CheckpointRecord> {
+        self.files
+            .values()
+            .filter(|state| !state.retired)
+            .map(|state| &state.record)
+    }
+
     /// A generation no checkpoint at `location` has used yet.
     pub(crate) fn next_generation(&self, location: DevInode) -> u32 {
         self.lookup(location, "").next_generation

@@ -17,6 +17,7 @@ use loghound_shared::Event;
 use notify::event::{AccessKind, AccessMode, EventKind};
 
 use crate::batcher::Batcher;
+use crate::checkpoint_file::CheckpointRecord;
 use crate::checkpointer::Checkpointer;
 use crate::config::Settings;
 use crate::copies::{self, EndedStream, MAX_ENDED_STREAMS};
@@ -117,6 +118,8 @@ impl FileServer {
 
     /// Runs until SIGTERM/SIGINT, then drains and writes checkpoints.
     pub(crate) fn run(mut self) -> anyhow::Result<()> {
+        self.rescan()?;
+        self.find_renamed_away();
         loop {
             let now = Instant::now();
             if now >= self.next_rescan {
@@ -222,6 +225,61 @@ impl FileServer {
             self.next_rescan = Instant::now();
         }
         Ok(())
+    }
+
+    /// At start: a file with a checkpoint that no glob finds any more may
+    /// have been renamed out of the globs while the agent was stopped
+    /// (logrotate's `app.log` → `app.log.1` under a `*.log` glob) with
+    /// lines the server has not acked. Each such file is looked for by its
+    /// inode (and first line) in the directory it was last seen in, and one
+    /// found with unacked bytes is followed: read to its end and released,
+    /// like any file that left the globs while followed.
+    fn find_renamed_away(&mut self) {
+        let mut wanted: HashMap<PathBuf, Vec<CheckpointRecord>> = HashMap::new();
+        for record in self.checkpointer.records() {
+            let followed = self
+                .watchers
+                .keys()
+                .any(|location| location.same_file(record.dev, record.inode, record.birth_ns));
+            if let (false, Some(dir)) = (followed, record.path.parent()) {
+                wanted
+                    .entry(dir.to_path_buf())
+                    .or_default()
+                    .push(record.clone());
+            }
+        }
+        for (dir, records) in wanted {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(metadata) = entry.metadata() else {
+                    continue;
+                };
+                if !metadata.is_file() {
+                    continue;
+                }
+                let location = DevInode::of(&metadata);
+                let Some(record) = records
+                    .iter()
+                    .find(|r| location.same_file(r.dev, r.inode, r.birth_ns))
+                else {
+                    continue;
+                };
+                let path = entry.path();
+                let same_stream = std::fs::File::open(&path)
+                    .and_then(|file| fingerprint::fingerprint(&file))
+                    .is_ok_and(|print| print.is_some_and(|p| p.0 == record.fingerprint));
+                if !same_stream || metadata.len() <= record.offset.0 {
+                    continue;
+                }
+                let Some(tags) = self.provider.matches(&record.path) else {
+                    continue;
+                };
+                tracing::info!(from = %record.path.display(), to = %path.display(), acked = %record.offset, size = metadata.len(), "file was renamed out of the globs while the agent was stopped; reading the rest of it");
+                self.follow(&path, tags);
+            }
+        }
     }
 
     /// Stops following a drained file that no glob finds any more: its

@@ -1,12 +1,13 @@
 //! Guarantees 1 and 2 through the end of a file's life: deleted while still
-//! being read, and its inode reused by a new file that starts alike.
+//! being read, its inode reused by a new file that starts alike, and
+//! renamed out of the globs while the agent was stopped.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use loghound_tests::data::{append, numbered_line, numbered_lines};
-use loghound_tests::fds::deleted_files_under;
+use loghound_tests::fds::{deleted_files_under, open_files};
 use loghound_tests::{
     assert_count_stays, assert_each_number_once, search, temp_dir, token, wait_for_count,
     wait_until_count_at_least, Agent, Server,
@@ -161,4 +162,52 @@ fn identical_files_are_both_shipped() {
     append(&logs.join("second.log"), &numbered_lines(TAG, 50..60));
     wait_for_count(&url, &read_token, TAG, 110, Duration::from_secs(60));
     assert_count_stays(&url, &read_token, TAG, 110, Duration::from_secs(2));
+}
+
+/// logrotate renames `app.log` to `app.log.1`, outside a `*.log` glob,
+/// while the agent is stopped, after the application wrote lines the agent
+/// had not shipped. The restarted agent finds the renamed file by its
+/// inode next to where it was, ships the rest of it and lets it go; the
+/// new `app.log` is shipped from its start.
+#[test]
+fn file_renamed_out_of_the_globs_while_the_agent_was_stopped_is_drained() {
+    const TAG: &str = "renamedaway";
+    let tmp = temp_dir();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let ingest_token = token(server.data_dir(), &["ingest"]);
+    let read_token = token(server.data_dir(), &["read"]);
+    let live = logs.join("app.log");
+    append(&live, &numbered_lines(TAG, 0..100));
+    let mut agent = Agent::start(
+        &url,
+        &ingest_token,
+        &tmp.path().join("agent"),
+        &[format!("{}/*.log", logs.display())],
+    );
+    wait_for_count(&url, &read_token, TAG, 100, Duration::from_secs(30));
+    let status = agent.terminate(Duration::from_secs(30));
+    assert!(status.success(), "agent exited with {status}");
+
+    append(&live, &numbered_lines(TAG, 100..250));
+    std::fs::rename(&live, logs.join("app.log.1")).unwrap();
+    append(&live, &numbered_lines(TAG, 250..300));
+    agent.start_again();
+
+    wait_for_count(&url, &read_token, TAG, 300, Duration::from_secs(30));
+    assert_count_stays(&url, &read_token, TAG, 300, Duration::from_secs(2));
+    assert_each_number_once(&url, &read_token, TAG, 300);
+    let path = logs.join("app.log.1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while open_files(agent.pid()).contains(&path) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent still holds {} open after shipping it",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    agent.assert_running();
 }
