@@ -1,6 +1,8 @@
 //! Wires the parts together: state directory, agent id, checkpoints,
-//! signal handling, the sender pool and the scheduler.
+//! signal handling, the spool, the sender and replay threads and the
+//! scheduler.
 
+use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
@@ -10,7 +12,8 @@ use signal_hook::iterator::Signals;
 use crate::checkpointer::Checkpointer;
 use crate::config::Settings;
 use crate::file_server::{Channels, FileServer};
-use crate::shipper::{self, ShipperConfig};
+use crate::shipper::{self, Patience, ShipperConfig};
+use crate::spool::Spool;
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
@@ -39,16 +42,27 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
     };
     tracing::info!(%agent_id, %host, servers = ?settings.servers, state_dir = %state_dir.display(), "starting");
 
+    let spool = match settings.spool_max_bytes {
+        0 => None,
+        max_bytes => Some(Arc::new(Spool::open(&state_dir, max_bytes).with_context(
+            || format!("cannot open the spool in {}", state_dir.display()),
+        )?)),
+    };
+
     let (settled_sender, settled) = crossbeam_channel::unbounded();
-    let batches = shipper::start(
+    let (batches, client) = shipper::start(
         ShipperConfig {
             servers: settings.servers.clone(),
             token: settings.token.clone(),
             agent_id,
         },
         settings.max_in_flight,
+        Patience::for_senders(spool.is_some(), settings.servers.len()),
         settled_sender,
     );
+    if let Some(spool) = &spool {
+        crate::replay::start(spool.clone(), client, settings.max_in_flight);
+    }
     FileServer::new(
         settings,
         host,
@@ -58,6 +72,7 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
             settled,
             signals,
         },
+        spool,
     )?
     .run()
 }

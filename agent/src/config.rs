@@ -92,6 +92,10 @@ pub(crate) struct ConfigFile {
     /// zstd compression level of batches (1–19).
     #[serde(default = "default_zstd_level")]
     pub(crate) zstd_level: i32,
+    /// Most bytes of the disk spool (`<state_dir>/spool/`) that holds
+    /// batches while no server takes them; 0 turns the spool off.
+    #[serde(default = "default_spool_max_bytes")]
+    pub(crate) spool_max_bytes: u64,
 }
 
 /// One `[[inputs]]` table.
@@ -130,6 +134,11 @@ const fn default_shutdown_timeout_ms() -> u64 {
 const fn default_zstd_level() -> i32 {
     3
 }
+const fn default_spool_max_bytes() -> u64 {
+    1 << 30
+}
+/// The smallest spool bound other than 0 (off).
+const MIN_SPOOL_MAX_BYTES: u64 = 64 << 10;
 
 /// Where the state lives when nothing says otherwise.
 pub(crate) const DEFAULT_STATE_DIR: &str = "/var/lib/loghound-agent";
@@ -147,6 +156,7 @@ pub(crate) struct Overrides {
     pub(crate) batch_max_age_ms: Option<u64>,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) rescan_interval_ms: Option<u64>,
+    pub(crate) spool_max_bytes: Option<u64>,
 }
 
 /// A group of globs sharing tags.
@@ -176,6 +186,7 @@ pub(crate) struct Settings {
     pub(crate) max_line_bytes: usize,
     pub(crate) shutdown_timeout_ms: u64,
     pub(crate) zstd_level: i32,
+    pub(crate) spool_max_bytes: u64,
 }
 
 impl ConfigFile {
@@ -309,6 +320,7 @@ pub(crate) fn resolve(
         max_line_bytes: file.max_line_bytes,
         shutdown_timeout_ms: file.shutdown_timeout_ms,
         zstd_level: file.zstd_level,
+        spool_max_bytes: overrides.spool_max_bytes.unwrap_or(file.spool_max_bytes),
     };
     let in_range = |key: &str, value: u64, min: u64, max: u64| {
         if (min..=max).contains(&value) {
@@ -344,6 +356,23 @@ pub(crate) fn resolve(
         0,
         600_000,
     )?;
+    if settings.spool_max_bytes != 0 {
+        in_range(
+            "spool_max_bytes",
+            settings.spool_max_bytes,
+            MIN_SPOOL_MAX_BYTES,
+            u64::MAX,
+        )
+        .map_err(|_| {
+            invalid(
+                "spool_max_bytes",
+                format!(
+                    "{} is below the smallest spool, {MIN_SPOOL_MAX_BYTES} (0 turns the spool off)",
+                    settings.spool_max_bytes
+                ),
+            )
+        })?;
+    }
     if !(1..=19).contains(&settings.zstd_level) {
         return Err(invalid(
             "zstd_level",
@@ -409,6 +438,7 @@ mod tests {
         assert_eq!(settings.max_line_bytes, 262_144);
         assert_eq!(settings.shutdown_timeout_ms, 5000);
         assert_eq!(settings.zstd_level, 3);
+        assert_eq!(settings.spool_max_bytes, 1 << 30);
         assert_eq!(settings.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     }
 
@@ -457,6 +487,29 @@ mod tests {
             settings.inputs[1].tags.get("app").map(String::as_str),
             Some("api")
         );
+    }
+
+    #[test]
+    fn spool_bound_is_off_or_at_least_64_kib() {
+        let with = |bytes| {
+            resolve(
+                None,
+                Overrides {
+                    spool_max_bytes: Some(bytes),
+                    ..minimal()
+                },
+            )
+        };
+        assert_eq!(with(0).unwrap().spool_max_bytes, 0);
+        assert_eq!(with(65_536).unwrap().spool_max_bytes, 65_536);
+        let error = with(1000).unwrap_err().to_string();
+        assert!(
+            error.starts_with("command line: spool_max_bytes: 1000 is below"),
+            "{error}"
+        );
+        let file = parse("spool_max_bytes = 5000000").unwrap();
+        let settings = resolve(Some((Path::new("agent.toml"), file)), minimal()).unwrap();
+        assert_eq!(settings.spool_max_bytes, 5_000_000);
     }
 
     #[test]

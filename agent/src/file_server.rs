@@ -4,11 +4,15 @@
 //! It waits on one `select!` over signals, settled batches and watcher
 //! events, with a timeout at the next deadline (rescan, batch age,
 //! checkpoint write), so an idle agent sleeps. Reading pauses while
-//! `2 × max_in_flight` batches are unsettled: the files are the buffer.
+//! `2 × max_in_flight` batches are unsettled, or the disk spool is full:
+//! the files are the buffer. A batch counts as settled once it is acked
+//! or durably spooled; while the spool holds anything, new batches are
+//! spooled behind it, so delivery stays oldest first.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -26,6 +30,7 @@ use crate::file_watcher::{FileWatcher, ReadStatus};
 use crate::fingerprint::{self, DevInode};
 use crate::lines::RawLine;
 use crate::shipper::{Outcome, Settled};
+use crate::spool::Spool;
 use crate::watch::FsWatch;
 
 /// Bytes read from one file before the others get their turn.
@@ -40,6 +45,8 @@ const MAX_FS_EVENTS_PER_TURN: usize = 1024;
 const COPY_GRACE: Duration = Duration::from_secs(5);
 /// Rescans a file must be missing from the globs before it is released.
 const RELEASE_AFTER_MISSING_RESCANS: u32 = 2;
+/// While reading waits for room in the spool, how often room is looked for.
+const SPOOL_ROOM_POLL: Duration = Duration::from_millis(100);
 
 /// Channels the scheduler listens to and sends on.
 pub(crate) struct Channels {
@@ -69,6 +76,11 @@ pub(crate) struct FileServer {
     /// Apparent copies of live files and when each was first seen: not read
     /// for [`COPY_GRACE`], waiting for the original's truncation.
     shadowed: HashMap<PathBuf, Instant>,
+    /// The disk spool, unless `spool_max_bytes` is 0.
+    spool: Option<Arc<Spool>>,
+    /// Whether reading is paused because the spool is full (logged once
+    /// per episode).
+    spool_full: bool,
 }
 
 /// What a file without a checkpoint of its own turned out to be.
@@ -84,6 +96,7 @@ impl FileServer {
         host: String,
         checkpointer: Checkpointer,
         channels: Channels,
+        spool: Option<Arc<Spool>>,
     ) -> anyhow::Result<Self> {
         let provider =
             PathsProvider::new(&settings.inputs, &settings.exclude).map_err(anyhow::Error::msg)?;
@@ -109,11 +122,55 @@ impl FileServer {
             lines: Vec::new(),
             ended: VecDeque::new(),
             shadowed: HashMap::new(),
+            spool,
+            spool_full: false,
         })
     }
 
     fn backpressured(&self) -> bool {
-        self.num_unsettled >= 2 * self.settings.max_in_flight
+        self.num_unsettled >= 2 * self.settings.max_in_flight || self.spool_full
+    }
+
+    /// Pauses reading while the spool is full, and says so once.
+    fn check_spool_room(&mut self) {
+        let Some(spool) = &self.spool else {
+            return;
+        };
+        let full = !spool.has_room();
+        if full && !self.spool_full {
+            let stats = spool.stats();
+            tracing::warn!(
+                spool_bytes = stats.bytes,
+                spool_max_bytes = spool.max_bytes(),
+                num_batches = stats.num_unsent,
+                "spool is full; reading paused until the server takes spooled batches (the log files hold the rest)"
+            );
+        } else if !full && self.spool_full {
+            tracing::info!("spool has room again; reading resumes");
+        }
+        self.spool_full = full;
+    }
+
+    /// Appends `batch` to the spool if the spool is on and has room;
+    /// returns whether it is now durably spooled.
+    fn spool_batch(&mut self, batch: &crate::batcher::Batch) -> bool {
+        let Some(spool) = &self.spool else {
+            return false;
+        };
+        if !spool.has_room() {
+            return false;
+        }
+        match spool.append(batch) {
+            Ok(()) => {
+                let file_ids: Vec<_> = batch.file_ends.iter().map(|(id, _)| id.clone()).collect();
+                self.checkpointer.on_batch_acked(batch.seq, &file_ids);
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, seq = batch.seq.0, "cannot write a batch to the spool; keeping it in memory and retrying");
+                false
+            }
+        }
     }
 
     /// Runs until SIGTERM/SIGINT, then drains and writes checkpoints.
@@ -121,6 +178,7 @@ impl FileServer {
         self.rescan()?;
         self.find_renamed_away();
         loop {
+            self.check_spool_room();
             let now = Instant::now();
             if now >= self.next_rescan {
                 self.rescan()?;
@@ -170,6 +228,7 @@ impl FileServer {
             return now;
         }
         [
+            self.spool_full.then(|| now + SPOOL_ROOM_POLL),
             Some(self.next_rescan),
             self.batcher.deadline(),
             self.checkpointer.write_due(CHECKPOINT_INTERVAL),
@@ -581,6 +640,9 @@ impl FileServer {
             compressed_bytes = batch.body.len(),
             "batch built"
         );
+        if self.spool.as_ref().is_some_and(|spool| spool.is_active()) && self.spool_batch(&batch) {
+            return Ok(());
+        }
         self.num_unsettled += 1;
         self.channels
             .batches
@@ -589,6 +651,14 @@ impl FileServer {
     }
 
     fn on_settled(&mut self, settled: Settled) {
+        if let Some(batch) = settled.unsent {
+            if !self.spool_batch(&batch) {
+                // The spool is full (reading is paused) or failed: the
+                // senders keep it in memory and try again.
+                let _ = self.channels.batches.send(batch);
+                return;
+            }
+        }
         self.num_unsettled = self.num_unsettled.saturating_sub(1);
         if let Outcome::Acked(answer) = &settled.outcome {
             tracing::debug!(
@@ -598,8 +668,10 @@ impl FileServer {
                 "batch acked"
             );
         }
-        self.checkpointer
-            .on_batch_acked(settled.seq, &settled.file_ids);
+        if settled.outcome != Outcome::Unreachable {
+            self.checkpointer
+                .on_batch_acked(settled.seq, &settled.file_ids);
+        }
     }
 
     fn persist(&mut self) {

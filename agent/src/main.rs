@@ -8,6 +8,8 @@
 //! - [`lines`]: bytes → lines;
 //! - [`file_watcher`]: one followed file (position, truncation);
 //! - [`batcher`]: lines → compressed batches; [`shipper`]: HTTP and retries;
+//! - [`spool`] and [`spool_file`]: batches on disk while no server takes
+//!   them; [`replay`]: sending them once one does;
 //! - [`checkpointer`] and [`checkpoint_file`]: acked offsets, on disk;
 //! - [`file_server`]: the scheduler loop; [`agent`]: wiring;
 //! - [`status`]: the `status` subcommand.
@@ -24,7 +26,10 @@ mod file_server;
 mod file_watcher;
 mod fingerprint;
 mod lines;
+mod replay;
 mod shipper;
+mod spool;
+mod spool_file;
 mod status;
 mod watch;
 
@@ -55,7 +60,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Prints every checkpointed file: path, file id, acked offset, size, lag.
+    /// Prints every checkpointed file (path, file id, acked offset, size, lag) and the spool's size.
     Status {
         /// State directory of the agent.
         #[arg(long, default_value = config::DEFAULT_STATE_DIR)]
@@ -98,6 +103,9 @@ struct RunArgs {
     /// Period of the safety-net rescan.
     #[arg(long, value_name = "N")]
     rescan_interval_ms: Option<u64>,
+    /// Most bytes of the disk spool used while no server takes batches; 0: no spool.
+    #[arg(long, value_name = "N")]
+    spool_max_bytes: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +153,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         batch_max_age_ms: args.batch_max_age_ms,
         max_in_flight: args.max_in_flight,
         rescan_interval_ms: args.rescan_interval_ms,
+        spool_max_bytes: args.spool_max_bytes,
     };
     let settings = config::resolve(file, overrides)?;
     if let Some(path) = &config_path {

@@ -14,6 +14,12 @@
 //! `Retry-After`. On failure the next server in the list is tried; while
 //! a later server is in use, the first is tried again every
 //! [`PRIMARY_PROBE_INTERVAL`], and used again as soon as it answers.
+//!
+//! With the disk spool on, a sender gives a batch up after
+//! [`SPOOL_AFTER_ATTEMPTS`] failed attempts (and at least one on every
+//! server) and hands it back as [`Outcome::Unreachable`]; the scheduler
+//! spools it, and the replay threads ([`crate::replay`]) send it with
+//! [`Patience::forever`] once a server answers again.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -30,6 +36,8 @@ use crate::checkpointer::BatchSeq;
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// Failed attempts after which a batch goes to the spool (when it is on).
+pub(crate) const SPOOL_AFTER_ATTEMPTS: u32 = 3;
 /// A server asking for a longer pause than this is not believed.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(300);
 /// While a later server is in use, how often the first one is tried again.
@@ -54,6 +62,36 @@ pub(crate) enum Outcome {
         status: u16,
         error: String,
     },
+    /// No server took it within the sender's [`Patience`]: for the spool.
+    Unreachable,
+}
+
+/// How long a sender keeps trying one batch, and how long it pauses at
+/// most between tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Patience {
+    /// Give the batch up after this many failed attempts; `None`: never.
+    pub(crate) give_up_after: Option<u32>,
+    pub(crate) backoff_cap: Duration,
+}
+
+impl Patience {
+    /// Retry until the batch is settled.
+    pub(crate) const fn forever(backoff_cap: Duration) -> Self {
+        Self {
+            give_up_after: None,
+            backoff_cap,
+        }
+    }
+
+    /// What the live senders use: forever without a spool; with one, a few
+    /// attempts and at least one on every server.
+    pub(crate) fn for_senders(spool: bool, num_servers: usize) -> Self {
+        Self {
+            give_up_after: spool.then(|| SPOOL_AFTER_ATTEMPTS.max(num_servers as u32)),
+            backoff_cap: BACKOFF_CAP,
+        }
+    }
 }
 
 /// A settled batch, reported back to the scheduler.
@@ -62,6 +100,8 @@ pub(crate) struct Settled {
     pub(crate) seq: BatchSeq,
     pub(crate) file_ids: Vec<FileId>,
     pub(crate) outcome: Outcome,
+    /// The batch itself, when it is [`Outcome::Unreachable`].
+    pub(crate) unsent: Option<Batch>,
 }
 
 /// Result of one POST.
@@ -78,18 +118,19 @@ enum Attempt {
 #[derive(Debug)]
 pub(crate) struct Backoff {
     failures: u32,
+    cap: Duration,
 }
 
 impl Backoff {
-    pub(crate) fn new() -> Self {
-        Self { failures: 0 }
+    pub(crate) fn with_cap(cap: Duration) -> Self {
+        Self { failures: 0, cap }
     }
 
     /// The pause before the next try; `retry_after` (from the server) wins.
     pub(crate) fn next_delay(&mut self, retry_after: Option<Duration>) -> Duration {
         let ceiling = BACKOFF_START
             .saturating_mul(1u32 << self.failures.min(20))
-            .min(BACKOFF_CAP);
+            .min(self.cap);
         self.failures = self.failures.saturating_add(1);
         match retry_after {
             Some(pause) => pause.min(RETRY_AFTER_CAP),
@@ -109,9 +150,9 @@ struct Split {
     delivered_any: bool,
 }
 
-/// The HTTP side, shared by the sender threads.
+/// The HTTP side, shared by the sender and replay threads.
 #[derive(Debug)]
-struct Client {
+pub(crate) struct Client {
     http: ureq::Agent,
     config: ShipperConfig,
     /// Index into `config.servers` of the server to use now.
@@ -144,10 +185,10 @@ impl Client {
         }
     }
 
-    /// Sends `batch` until it is settled, splitting it if the server
-    /// refuses it whole (see the module docs).
-    fn deliver(&self, batch: &Batch) -> Outcome {
-        let outcome = self.deliver_body(&batch.body, batch.seq);
+    /// Sends `batch` until it is settled or `patience` runs out, splitting
+    /// it if the server refuses it whole (see the module docs).
+    pub(crate) fn deliver(&self, batch: &Batch, patience: Patience) -> Outcome {
+        let outcome = self.deliver_body(&batch.body, batch.seq, patience);
         let Outcome::Rejected { status, error } = &outcome else {
             return outcome;
         };
@@ -163,10 +204,12 @@ impl Client {
             }
         };
         tracing::warn!(status, %error, seq = batch.seq.0, num_events = events.len(), "server refused a batch whole; sending it in halves");
+        // The server answers; the parts are sent until each is settled.
+        let patience = Patience::forever(patience.backoff_cap);
         let mut split = Split::default();
         let half = events.len() / 2;
-        self.send_part(&events[..half], batch.seq, &mut split);
-        self.send_part(&events[half..], batch.seq, &mut split);
+        self.send_part(&events[..half], batch.seq, patience, &mut split);
+        self.send_part(&events[half..], batch.seq, patience, &mut split);
         if split.delivered_any {
             Outcome::Acked(IngestResponse {
                 accepted: split.accepted,
@@ -178,7 +221,13 @@ impl Client {
     }
 
     /// Sends part of a split batch, in halves again if it is refused.
-    fn send_part(&self, part: &[loghound_shared::Event], seq: BatchSeq, split: &mut Split) {
+    fn send_part(
+        &self,
+        part: &[loghound_shared::Event],
+        seq: BatchSeq,
+        patience: Patience,
+        split: &mut Split,
+    ) {
         if part.is_empty() {
             return;
         }
@@ -190,7 +239,7 @@ impl Client {
                 return;
             }
         };
-        match self.deliver_body(&body, seq) {
+        match self.deliver_body(&body, seq, patience) {
             Outcome::Acked(answer) => {
                 split.accepted += answer.accepted;
                 split.duplicates += answer.duplicates;
@@ -198,10 +247,16 @@ impl Client {
             }
             Outcome::Rejected { .. } if part.len() > 1 => {
                 let half = part.len() / 2;
-                self.send_part(&part[..half], seq, split);
-                self.send_part(&part[half..], seq, split);
+                self.send_part(&part[..half], seq, patience, split);
+                self.send_part(&part[half..], seq, patience, split);
             }
             Outcome::Rejected { status, error } => self.give_up(part, status, &error, seq),
+            Outcome::Unreachable => {
+                debug_assert!(
+                    false,
+                    "parts of a split batch are sent with endless patience"
+                );
+            }
         }
     }
 
@@ -236,9 +291,10 @@ impl Client {
                 .is_ok()
     }
 
-    /// POSTs `body` until it is acked or refused.
-    fn deliver_body(&self, body: &[u8], seq: BatchSeq) -> Outcome {
-        let mut backoff = Backoff::new();
+    /// POSTs `body` until it is acked or refused, or `patience` runs out.
+    fn deliver_body(&self, body: &[u8], seq: BatchSeq, patience: Patience) -> Outcome {
+        let mut backoff = Backoff::with_cap(patience.backoff_cap);
+        let mut num_failures = 0u32;
         loop {
             let current = self.current_server.load(Ordering::Relaxed);
             if self.probe_primary(current) {
@@ -256,8 +312,7 @@ impl Client {
                     reason,
                     retry_after,
                 } => {
-                    let delay = backoff.next_delay(retry_after);
-                    tracing::warn!(server = %server, %reason, seq = seq.0, retry_in_ms = delay.as_millis() as u64, "batch not delivered; will retry");
+                    num_failures += 1;
                     // Fail over: the next server gets the next try.
                     let next = (server_index + 1) % self.config.servers.len();
                     if next != 0 && self.current_server.load(Ordering::Relaxed) == current {
@@ -274,6 +329,15 @@ impl Client {
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     );
+                    if patience
+                        .give_up_after
+                        .is_some_and(|limit| num_failures >= limit)
+                    {
+                        tracing::warn!(server = %server, %reason, seq = seq.0, num_failures, "batch not delivered; handing it to the spool");
+                        return Outcome::Unreachable;
+                    }
+                    let delay = backoff.next_delay(retry_after);
+                    tracing::warn!(server = %server, %reason, seq = seq.0, retry_in_ms = delay.as_millis() as u64, "batch not delivered; will retry");
                     thread::sleep(delay);
                 }
             }
@@ -374,35 +438,45 @@ fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Attempt {
 
 /// Starts `num_threads` senders. Batches go in through the returned
 /// channel; each settled batch comes out on `settled`. The threads end when
-/// the batch channel is closed (or with the process).
+/// the batch channel is closed (or with the process). The client is
+/// returned for the replay threads to share.
 pub(crate) fn start(
     config: ShipperConfig,
     num_threads: usize,
+    patience: Patience,
     settled: Sender<Settled>,
-) -> Sender<Batch> {
+) -> (Sender<Batch>, Arc<Client>) {
     let (batches, queue) = crossbeam_channel::unbounded::<Batch>();
     let client = Arc::new(Client::new(config));
     for index in 0..num_threads {
         let (client, queue, settled) = (client.clone(), queue.clone(), settled.clone());
         let spawned = thread::Builder::new()
             .name(format!("sender-{index}"))
-            .spawn(move || sender_loop(&client, &queue, &settled));
+            .spawn(move || sender_loop(&client, patience, &queue, &settled));
         if let Err(error) = spawned {
             tracing::error!(%error, "cannot start a sender thread");
         }
     }
-    batches
+    (batches, client)
 }
 
-fn sender_loop(client: &Client, queue: &Receiver<Batch>, settled: &Sender<Settled>) {
+fn sender_loop(
+    client: &Client,
+    patience: Patience,
+    queue: &Receiver<Batch>,
+    settled: &Sender<Settled>,
+) {
     while let Ok(batch) = queue.recv() {
-        let outcome = client.deliver(&batch);
+        let outcome = client.deliver(&batch, patience);
         let file_ids = batch.file_ends.iter().map(|(id, _)| id.clone()).collect();
+        let seq = batch.seq;
+        let unsent = (outcome == Outcome::Unreachable).then_some(batch);
         if settled
             .send(Settled {
-                seq: batch.seq,
+                seq,
                 file_ids,
                 outcome,
+                unsent,
             })
             .is_err()
         {
@@ -473,6 +547,8 @@ mod tests {
         }
     }
 
+    const FOREVER: Patience = Patience::forever(BACKOFF_CAP);
+
     fn client(servers: Vec<String>) -> Client {
         Client::new(ShipperConfig {
             servers,
@@ -491,7 +567,7 @@ mod tests {
             ("HTTP/1.1 200 OK", r#"{"accepted":1,"duplicates":0}"#),
         ]);
         let started = std::time::Instant::now();
-        let outcome = client(vec![address]).deliver(&batch());
+        let outcome = client(vec![address]).deliver(&batch(), FOREVER);
         assert_eq!(
             outcome,
             Outcome::Acked(IngestResponse {
@@ -525,7 +601,7 @@ mod tests {
             "HTTP/1.1 400 Bad Request",
             r#"{"error":"line 1: broken"}"#,
         )]);
-        let outcome = client(vec![address]).deliver(&batch());
+        let outcome = client(vec![address]).deliver(&batch(), FOREVER);
         assert_eq!(
             outcome,
             Outcome::Rejected {
@@ -631,7 +707,7 @@ mod tests {
         let address = format!("http://{}", listener.local_addr().unwrap());
         let seen = serve_with(picky, listener);
         let client = client(vec![address]);
-        let outcome = client.deliver(&real_batch(&["a", "b", "c", "BAD", "e", "f"]));
+        let outcome = client.deliver(&real_batch(&["a", "b", "c", "BAD", "e", "f"]), FOREVER);
         assert_eq!(
             outcome,
             Outcome::Acked(IngestResponse {
@@ -665,7 +741,7 @@ mod tests {
         let mut client = client(vec![format!("http://{first_address}"), second_url]);
         client.probe_interval = Duration::from_millis(100);
 
-        let outcome = client.deliver(&real_batch(&["one"]));
+        let outcome = client.deliver(&real_batch(&["one"]), FOREVER);
         assert!(matches!(outcome, Outcome::Acked(_)), "{outcome:?}");
         assert_eq!(second_seen.lock().unwrap().len(), 1);
         assert_eq!(client.current_server.load(Ordering::Relaxed), 1);
@@ -677,11 +753,35 @@ mod tests {
         };
         let first_seen = serve_with(picky, first);
         thread::sleep(Duration::from_millis(150));
-        client.deliver(&real_batch(&["two"]));
-        client.deliver(&real_batch(&["three"]));
+        client.deliver(&real_batch(&["two"]), FOREVER);
+        client.deliver(&real_batch(&["three"]), FOREVER);
         assert_eq!(first_seen.lock().unwrap().len(), 2);
         assert_eq!(second_seen.lock().unwrap().len(), 1);
         assert_eq!(client.current_server.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn with_a_spool_an_unreachable_batch_is_handed_back_after_every_server_failed() {
+        // Two ports with nothing listening.
+        let dead: Vec<String> = (0..2)
+            .map(|_| {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                format!("http://{}", listener.local_addr().unwrap())
+            })
+            .collect();
+        let patience = Patience::for_senders(true, dead.len());
+        assert_eq!(patience.give_up_after, Some(SPOOL_AFTER_ATTEMPTS));
+        assert_eq!(
+            Patience::for_senders(true, 5).give_up_after,
+            Some(5),
+            "at least one attempt on every server"
+        );
+        assert_eq!(Patience::for_senders(false, 2).give_up_after, None);
+        let client = client(dead);
+        assert_eq!(
+            client.deliver(&real_batch(&["one"]), patience),
+            Outcome::Unreachable
+        );
     }
 
     #[test]
@@ -709,7 +809,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_jitter_up_to_the_cap() {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::with_cap(BACKOFF_CAP);
         for _ in 0..40 {
             assert!(backoff.next_delay(None) <= BACKOFF_CAP);
         }
@@ -717,7 +817,7 @@ mod tests {
             backoff.next_delay(Some(Duration::from_secs(2))),
             Duration::from_secs(2)
         );
-        let mut first = Backoff::new();
+        let mut first = Backoff::with_cap(BACKOFF_CAP);
         assert!(first.next_delay(None) <= BACKOFF_START);
     }
 }

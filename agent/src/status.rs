@@ -47,5 +47,11 @@ pub(crate) fn print(state_dir: &Path, out: &mut impl Write) -> anyhow::Result<()
     if records.is_empty() {
         writeln!(out, "no checkpoints in {}", state_dir.display())?;
     }
+    let spool = crate::spool::on_disk(state_dir).context("cannot read the spool")?;
+    writeln!(
+        out,
+        "spool: {} bytes, {} batches",
+        spool.bytes, spool.num_unsent
+    )?;
     Ok(())
 }
