@@ -382,10 +382,16 @@ impl Indexer {
         std::process::exit(70);
     }
 
-    /// Whether the queue bound is half used: committing now gives room
-    /// back before ingest has to refuse batches.
+    /// Whether the batches in the writers hold half the queue bound:
+    /// committing now gives room back before ingest has to refuse batches.
+    /// (Batches still in the channel do not count, or a long queue would
+    /// make a commit of every batch.)
     fn queue_pressed(&self) -> bool {
-        self.queue.used_bytes().saturating_mul(2) >= self.queue.max_bytes()
+        let added: u64 = self.uncommitted[..self.num_added]
+            .iter()
+            .map(|batch| batch.cost_bytes)
+            .sum();
+        added.saturating_mul(2) >= self.queue.max_bytes()
     }
 
     /// Takes a batch: added at once, or kept for later while paused.
