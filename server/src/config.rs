@@ -33,6 +33,11 @@ pub struct ServerConfig {
     /// A write-ahead log segment is closed and a new one started past this size.
     #[serde(default = "default_wal_segment_bytes")]
     pub wal_segment_bytes: u64,
+    /// Most bytes (estimated memory of the events) logged but not yet
+    /// committed to the index; past it ingest answers 429 with
+    /// `Retry-After` and logs nothing.
+    #[serde(default = "default_index_queue_max_bytes")]
+    pub index_queue_max_bytes: u64,
     /// Longest wait for the next piece of a request body before the request
     /// is answered 408: a client that stalls cannot hold a connection.
     #[serde(default = "default_body_idle_timeout_ms")]
@@ -198,6 +203,9 @@ const fn default_index_writer_threads() -> usize {
 const fn default_wal_segment_bytes() -> u64 {
     64 << 20
 }
+const fn default_index_queue_max_bytes() -> u64 {
+    64 << 20
+}
 const fn default_body_idle_timeout_ms() -> u64 {
     30_000
 }
@@ -306,6 +314,9 @@ impl ServerConfig {
             if days == 0 || days > 36_500 {
                 bail!("key `retention_days`: must be between 1 and 36500 (or left out to keep everything)");
             }
+        }
+        if self.index_queue_max_bytes < 1 << 20 {
+            bail!("key `index_queue_max_bytes`: must be at least 1 MiB (1048576)");
         }
         if self.wal_segment_bytes < 1 << 20 {
             bail!("key `wal_segment_bytes`: must be at least 1 MiB (1048576)");

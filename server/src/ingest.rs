@@ -11,6 +11,7 @@ use loghound_shared::{decode_batch, AgentId, DecodeError, Limits};
 
 use crate::dedup::Dedup;
 use crate::index::indexer::{IndexerMsg, LoggedBatch};
+use crate::index::queue::{events_cost_bytes, QueueBudget};
 use crate::wal::{Wal, WalError};
 
 /// Why a batch was not accepted.
@@ -22,6 +23,18 @@ pub enum IngestError {
     /// The server could not make it durable; the client should retry.
     #[error(transparent)]
     Wal(#[from] WalError),
+    /// The indexer is behind: the batch would not fit under
+    /// `index_queue_max_bytes`. Nothing was logged; the client should retry.
+    #[error(
+        "the indexer is behind: {queued_bytes} bytes wait for it, the bound \
+         (index_queue_max_bytes) is {max_bytes}; nothing was stored, retry later"
+    )]
+    Busy {
+        /// Bytes waiting when the batch was refused.
+        queued_bytes: u64,
+        /// `index_queue_max_bytes`.
+        max_bytes: u64,
+    },
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
@@ -53,16 +66,32 @@ pub struct LocalIngest {
     /// that decisions and log order agree.
     state: Mutex<Dedup>,
     indexer: Sender<IndexerMsg>,
+    queue: Arc<QueueBudget>,
 }
 
 impl LocalIngest {
-    /// A backend over an opened WAL whose replay produced `dedup`.
-    pub fn new(limits: Limits, wal: Arc<Wal>, dedup: Dedup, indexer: Sender<IndexerMsg>) -> Self {
+    /// A backend over an opened WAL whose replay produced `dedup`; new
+    /// batches reserve their room in `queue` before they are logged.
+    pub fn new(
+        limits: Limits,
+        wal: Arc<Wal>,
+        dedup: Dedup,
+        indexer: Sender<IndexerMsg>,
+        queue: Arc<QueueBudget>,
+    ) -> Self {
         LocalIngest {
             limits,
             wal,
             state: Mutex::new(dedup),
             indexer,
+            queue,
+        }
+    }
+
+    fn busy(&self) -> IngestError {
+        IngestError::Busy {
+            queued_bytes: self.queue.used_bytes(),
+            max_bytes: self.queue.max_bytes(),
         }
     }
 
@@ -87,6 +116,7 @@ impl LocalIngest {
             seq: record.seq,
             agent: record.agent,
             received_at_ms: record.received_at_ms,
+            cost_bytes: events_cost_bytes(events.iter().map(|(_, e)| e)),
             events,
         })
     }
@@ -118,6 +148,10 @@ impl IngestBackend for LocalIngest {
         received_at_ms: i64,
         body: &[u8],
     ) -> Result<(IngestResponse, u64), IngestError> {
+        // Refused before decoding: under overload most batches cost nothing.
+        if self.queue.is_full() {
+            return Err(self.busy());
+        }
         let events = decode_batch(body, &self.limits)?;
         let total = events.len() as u64;
         let mut dedup = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -130,12 +164,25 @@ impl IngestBackend for LocalIngest {
             // Nothing new, but the copy we hold may not be durable yet.
             return Ok((response, self.wal.next_seq() - 1));
         }
-        let seq = self.wal.append(agent, received_at_ms, body)?;
+        // The room is taken before the log is written, so a refused batch
+        // is not logged and its retry is not a duplicate.
+        let cost_bytes = events_cost_bytes(fresh.iter().map(|&i| &events[i]));
+        if !self.queue.try_reserve(cost_bytes) {
+            return Err(self.busy());
+        }
+        let seq = match self.wal.append(agent, received_at_ms, body) {
+            Ok(seq) => seq,
+            Err(error) => {
+                self.queue.release(cost_bytes);
+                return Err(error.into());
+            }
+        };
         dedup.record(agent, fresh.iter().map(|&i| &events[i]));
         let batch = LoggedBatch {
             seq,
             agent: agent.clone(),
             received_at_ms,
+            cost_bytes,
             events: take_indices(events, &fresh),
         };
         self.indexer

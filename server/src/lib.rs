@@ -12,6 +12,7 @@
 //! - [`tokens`], [`meta`]: API tokens in `meta.sqlite`;
 //! - [`alerts`]: saved searches, alert rules, notification delivery;
 //! - [`sessions`]: the web UI's sign-in sessions;
+//! - [`storage`]: telling a full disk from other I/O failures;
 //! - [`serve`]: wires it all together; [`cli`]: the client commands.
 #![warn(missing_docs)]
 
@@ -28,6 +29,7 @@ pub mod parse;
 pub mod query;
 pub mod serve;
 pub mod sessions;
+pub mod storage;
 pub mod timeparse;
 pub mod tokens;
 pub mod wal;

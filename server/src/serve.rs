@@ -17,6 +17,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::ServerConfig;
 use crate::http::{app, AppState, Tails};
 use crate::index::indexer::{Indexer, IndexerConfig, IndexerMsg};
+use crate::index::queue::QueueBudget;
 use crate::index::search::Searcher;
 use crate::index::IndexSet;
 use crate::ingest::LocalIngest;
@@ -24,8 +25,6 @@ use crate::sessions::Sessions;
 use crate::tokens::TokenStore;
 use crate::wal::{Durability, Wal};
 
-/// Records waiting for the indexer; a full queue slows ingest down.
-const INDEXER_QUEUE_RECORDS: usize = 64;
 /// How long shutdown waits for open connections once live tails have been
 /// told to end; a client that stopped reading could hold one forever.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -153,7 +152,10 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
 
     let indexes = IndexSet::open(&data_dir.join("indexes"))?;
     let checkpoint = Checkpoint::load(&data_dir)?;
-    let (indexer_tx, indexer_rx) = crossbeam_channel::bounded(INDEXER_QUEUE_RECORDS);
+    // The channel itself is unbounded: what it holds is bounded in bytes
+    // by `queue`, which ingest and replay reserve before sending.
+    let (indexer_tx, indexer_rx) = crossbeam_channel::unbounded();
+    let queue = Arc::new(QueueBudget::new(config.index_queue_max_bytes));
     let (committed_tx, committed_rx) = watch::channel(checkpoint.indexed_through_seq);
 
     // The indexer runs during replay, so a large log streams through it
@@ -173,6 +175,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         durability.clone(),
         &checkpoint,
         committed_tx,
+        Arc::clone(&queue),
     );
     let indexer_thread = std::thread::Builder::new()
         .name("indexer".into())
@@ -187,6 +190,8 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         durability,
         |record| {
             if let Some(batch) = LocalIngest::replay_decide(&mut dedup, &limits, record) {
+                // Replay waits for room under the same bound as ingest.
+                queue.reserve_blocking(batch.cost_bytes);
                 // Fails only if the indexer died, which ends the process.
                 let _ = indexer_tx.send(IndexerMsg::Batch(batch));
             }
@@ -218,7 +223,13 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         }
     }
 
-    let ingest = Arc::new(LocalIngest::new(limits, wal, dedup, indexer_tx.clone()));
+    let ingest = Arc::new(LocalIngest::new(
+        limits,
+        wal,
+        dedup,
+        indexer_tx.clone(),
+        queue,
+    ));
     let searcher = Arc::new(Searcher::new(Arc::clone(&indexes)));
     let alerts = crate::alerts::Alerts::new(
         &data_dir,

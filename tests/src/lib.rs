@@ -12,6 +12,7 @@
 //! - [`paths`]: where the binaries and the shared corpus are;
 //! - [`process`]: [`Server`], [`Agent`] and [`token`];
 //! - [`http`]: the ingest and search API as a test client sees it;
+//! - [`load`]: ingest clients at full speed that record what was acked;
 //! - [`wait`]: bounded polling until the server holds what a test expects;
 //! - [`data`]: events, numbered lines, corpus files and a word counter that
 //!   is independent of the server's tokenizer code;
@@ -26,6 +27,7 @@ pub mod bench;
 pub mod data;
 pub mod fds;
 pub mod http;
+pub mod load;
 pub mod paths;
 pub mod process;
 pub mod receiver;

@@ -30,6 +30,11 @@ impl From<StoreError> for AppError {
                 AppError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
             }
             StoreError::Conflict(message) => AppError::new(StatusCode::CONFLICT, message),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull =>
+            {
+                AppError::insufficient_storage("nothing was changed, retry later")
+            }
             StoreError::Sqlite(e) => AppError::internal(e),
         }
     }

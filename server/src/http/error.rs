@@ -13,6 +13,12 @@ use crate::ingest::IngestError;
 use crate::tokens::AuthError;
 use crate::wal::WalError;
 
+/// `Retry-After` of a 429: the indexer frees room at its next commit,
+/// about a second away.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
+/// `Retry-After` of a 507: space comes back when an operator frees it.
+const DISK_FULL_RETRY_AFTER_SECS: u64 = 5;
+
 /// An error answer.
 #[derive(Debug)]
 pub struct AppError {
@@ -62,6 +68,20 @@ impl AppError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
     }
 
+    /// 507: the data directory is full. `what_happened` says what was
+    /// (not) done.
+    pub fn insufficient_storage(what_happened: &str) -> Self {
+        AppError {
+            retry_after_secs: Some(DISK_FULL_RETRY_AFTER_SECS),
+            ..Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!(
+                    "the server's data directory is full (no space left on device); {what_happened}"
+                ),
+            )
+        }
+    }
+
     fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
         AppError {
             retry_after_secs: Some(retry_after_secs),
@@ -106,12 +126,14 @@ impl From<IngestError> for AppError {
                 }
                 _ => Self::bad_request(decode.to_string()),
             },
-            IngestError::Wal(WalError::Io(e)) if e.raw_os_error() == Some(28) => AppError {
-                retry_after_secs: Some(10),
-                ..Self::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "server disk is full; batch not accepted",
-                )
+            IngestError::Wal(WalError::Io(e)) if crate::storage::is_disk_full_io(&e) => {
+                tracing::warn!(error = %e, "ingest refused a batch: the data directory is full");
+                Self::insufficient_storage("the batch was not stored, retry later")
+            }
+            IngestError::Busy { .. } => AppError {
+                retry_after_secs: Some(BUSY_RETRY_AFTER_SECS),
+                limit: Some("index_queue_max_bytes".into()),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, error.to_string())
             },
             IngestError::Wal(e) => {
                 tracing::error!(error = %e, "ingest could not write the log");

@@ -5,6 +5,12 @@
 //! last record's sequence number as each index's commit payload; replay
 //! after a crash skips what an index already has, so no event is indexed
 //! twice even though the day indexes do not commit atomically together.
+//!
+//! A full disk does not stop the indexer: the batches since the last
+//! commit are kept (they count against the queue bound until committed),
+//! the writers are dropped with whatever they had not committed, and after
+//! a pause the kept batches are added again and committed. Other index
+//! errors stop the process; the WAL replays on restart.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,8 +23,9 @@ use tantivy::merge_policy::LogMergePolicy;
 use tantivy::{DateTime, IndexWriter, TantivyDocument};
 use time::Date;
 use tokio::sync::watch;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
+use super::queue::QueueBudget;
 use super::{day_of_ms, event_id, IndexSet, MAX_CLOCK_SKEW_MS};
 use crate::checkpoint::Checkpoint;
 use crate::dedup::Dedup;
@@ -33,6 +40,9 @@ pub struct LoggedBatch {
     pub agent: AgentId,
     /// When the server received the batch.
     pub received_at_ms: i64,
+    /// Bytes reserved for it in the queue budget, given back once the
+    /// batch is committed.
+    pub cost_bytes: u64,
     /// Accepted events with their position in the batch as sent.
     pub events: Vec<(usize, Event)>,
 }
@@ -90,6 +100,17 @@ const WRITER_IDLE: Duration = Duration::from_secs(120);
 /// Most day writers open at once: today's, and yesterday's while a replay
 /// or a batch straddles midnight.
 const MAX_OPEN_WRITERS: usize = 2;
+/// First pause after a full disk stopped a commit; doubles up to
+/// [`DISK_FULL_MAX_PAUSE`].
+const DISK_FULL_FIRST_PAUSE: Duration = Duration::from_millis(250);
+/// Longest pause between two attempts on a full disk.
+const DISK_FULL_MAX_PAUSE: Duration = Duration::from_secs(4);
+
+/// Indexing paused by a full disk.
+struct Stall {
+    retry_at: Instant,
+    pause: Duration,
+}
 
 struct Writer {
     writer: IndexWriter,
@@ -104,7 +125,14 @@ pub struct Indexer {
     durability: Durability,
     writers: HashMap<Date, Writer>,
     dedup: Dedup,
+    /// The last record added to a writer and not committed yet.
     pending_seq: Option<u64>,
+    /// Every batch received and not committed yet, in order; the first
+    /// `num_added` are in the writers.
+    uncommitted: Vec<LoggedBatch>,
+    num_added: usize,
+    queue: Arc<QueueBudget>,
+    stall: Option<Stall>,
     committed_tx: watch::Sender<u64>,
     last_checkpoint: Instant,
     checkpointed_seq: u64,
@@ -136,13 +164,15 @@ fn event_time_ms(parsed: &Parsed, event: &Event, received_at_ms: i64) -> i64 {
 }
 
 impl Indexer {
-    /// An indexer starting from a loaded checkpoint.
+    /// An indexer starting from a loaded checkpoint. Each batch's
+    /// `cost_bytes` is given back to `queue` once the batch is committed.
     pub fn new(
         config: IndexerConfig,
         indexes: Arc<IndexSet>,
         durability: Durability,
         checkpoint: &Checkpoint,
         committed_tx: watch::Sender<u64>,
+        queue: Arc<QueueBudget>,
     ) -> Self {
         Indexer {
             config,
@@ -151,6 +181,10 @@ impl Indexer {
             writers: HashMap::new(),
             dedup: checkpoint.dedup(),
             pending_seq: None,
+            uncommitted: Vec::new(),
+            num_added: 0,
+            queue,
+            stall: None,
             committed_tx,
             last_checkpoint: Instant::now(),
             checkpointed_seq: checkpoint.indexed_through_seq,
@@ -158,17 +192,22 @@ impl Indexer {
         }
     }
 
-    /// Runs until shutdown or until the channel closes. Index failures are
-    /// fatal: the process exits and the WAL replays on restart.
+    /// Runs until shutdown or until the channel closes. A full disk pauses
+    /// indexing; other index failures are fatal: the process exits and the
+    /// WAL replays on restart.
     pub fn run(mut self, inbox: Receiver<IndexerMsg>) {
         let mut next_commit = Instant::now() + self.config.commit_interval;
         // The first pass is asked for by `serve` once replay is done.
         let mut next_retention = Instant::now() + RETENTION_INTERVAL;
         loop {
-            let wait = next_commit.saturating_duration_since(Instant::now());
+            let wake = match &self.stall {
+                Some(stall) => stall.retry_at,
+                None => next_commit,
+            };
+            let wait = wake.saturating_duration_since(Instant::now());
             let done = match inbox.recv_timeout(wait) {
                 Ok(IndexerMsg::Batch(batch)) => {
-                    self.fail_on_error(|indexer| indexer.add(batch));
+                    self.receive(batch);
                     None
                 }
                 Ok(IndexerMsg::Retention { today, done }) => {
@@ -181,13 +220,29 @@ impl Indexer {
                 Err(RecvTimeoutError::Disconnected) => Some(None),
             };
             if let Some(ack) = done {
-                self.fail_on_error(Indexer::commit);
+                if self.stall.is_some() {
+                    self.resume();
+                } else {
+                    self.commit_or_stall();
+                }
+                if !self.uncommitted.is_empty() {
+                    warn!(
+                        batches = self.uncommitted.len(),
+                        "indexer stopped with batches not committed (disk full); \
+                         the write-ahead log replays them at the next start"
+                    );
+                }
                 info!(seq = self.committed_seq(), "indexer stopped");
                 drop(ack);
                 return;
             }
-            if Instant::now() >= next_commit {
-                self.fail_on_error(Indexer::commit);
+            if let Some(stall) = &self.stall {
+                if Instant::now() >= stall.retry_at {
+                    self.resume();
+                    next_commit = Instant::now() + self.config.commit_interval;
+                }
+            } else if Instant::now() >= next_commit || self.queue_pressed() {
+                self.commit_or_stall();
                 self.delete_released_days();
                 next_commit = Instant::now() + self.config.commit_interval;
             }
@@ -223,7 +278,13 @@ impl Indexer {
         if expired.is_empty() {
             return report;
         }
-        self.fail_on_error(Indexer::commit);
+        if self.stall.is_none() {
+            self.commit_or_stall();
+        }
+        if !self.uncommitted.is_empty() {
+            warn!("retention: indexing is paused by a full disk; no day dropped");
+            return report;
+        }
         if let Err(error) = self.store_checkpoint() {
             error!(%error, "retention: cannot write the checkpoint; no day dropped");
             return report;
@@ -293,8 +354,10 @@ impl Indexer {
     }
 
     /// Writes `checkpoint.json` for what is committed and releases the WAL
-    /// segments wholly before it.
+    /// segments wholly before it. Only with nothing uncommitted: the dedup
+    /// state stored must be that of the committed records.
     fn store_checkpoint(&mut self) -> anyhow::Result<()> {
+        debug_assert!(self.uncommitted.is_empty() && self.pending_seq.is_none());
         let committed = self.committed_seq();
         Checkpoint::new(committed, &self.dedup).store(&self.config.data_dir)?;
         self.checkpointed_seq = committed;
@@ -310,13 +373,98 @@ impl Indexer {
         Ok(())
     }
 
-    fn fail_on_error(&mut self, step: impl FnOnce(&mut Self) -> anyhow::Result<()>) {
-        if let Err(error) = step(self) {
-            error!(
-                error = format!("{error:#}"),
-                "indexing failed; stopping so that restart replays the write-ahead log"
-            );
-            std::process::exit(70);
+    /// Stops the process on an index error other than a full disk.
+    fn fatal(error: &anyhow::Error) -> ! {
+        error!(
+            error = format!("{error:#}"),
+            "indexing failed; stopping so that restart replays the write-ahead log"
+        );
+        std::process::exit(70);
+    }
+
+    /// Whether the batches in the writers hold half the queue bound:
+    /// committing now gives room back before ingest has to refuse batches.
+    /// (Batches still in the channel do not count, or a long queue would
+    /// make a commit of every batch.)
+    fn queue_pressed(&self) -> bool {
+        let added: u64 = self.uncommitted[..self.num_added]
+            .iter()
+            .map(|batch| batch.cost_bytes)
+            .sum();
+        added.saturating_mul(2) >= self.queue.max_bytes()
+    }
+
+    /// Takes a batch: added at once, or kept for later while paused.
+    fn receive(&mut self, batch: LoggedBatch) {
+        self.uncommitted.push(batch);
+        if self.stall.is_none() {
+            if let Err(error) = self.add_next() {
+                self.on_error(error);
+            }
+        }
+    }
+
+    /// Adds the first batch of `uncommitted` not yet in the writers.
+    fn add_next(&mut self) -> anyhow::Result<()> {
+        // Taken out for the call, so `add` can borrow `self` mutably.
+        let uncommitted = std::mem::take(&mut self.uncommitted);
+        let result = match uncommitted.get(self.num_added) {
+            Some(batch) => self.add(batch).map(|()| 1),
+            None => Ok(0),
+        };
+        self.uncommitted = uncommitted;
+        self.num_added += result?;
+        Ok(())
+    }
+
+    /// A full disk pauses indexing; anything else is fatal.
+    fn on_error(&mut self, error: anyhow::Error) {
+        if !crate::storage::is_disk_full(&error) {
+            Self::fatal(&error);
+        }
+        let pause = self.stall.as_ref().map_or(DISK_FULL_FIRST_PAUSE, |s| {
+            (s.pause * 2).min(DISK_FULL_MAX_PAUSE)
+        });
+        warn!(
+            error = format!("{error:#}"),
+            batches = self.uncommitted.len(),
+            retry_in_ms = pause.as_millis() as u64,
+            "indexing paused: the data directory is full"
+        );
+        // What the writers hold uncommitted is thrown away with them; the
+        // batches are kept and added again when space is back.
+        for (_, writer) in self.writers.drain() {
+            drop(writer.writer);
+        }
+        self.pending_seq = None;
+        self.num_added = 0;
+        self.stall = Some(Stall {
+            retry_at: Instant::now() + pause,
+            pause,
+        });
+    }
+
+    /// After a pause: adds every kept batch again and commits.
+    fn resume(&mut self) {
+        let result = (|| {
+            while self.num_added < self.uncommitted.len() {
+                self.add_next()?;
+            }
+            self.commit()
+        })();
+        match result {
+            Ok(()) => {
+                if self.stall.take().is_some() {
+                    info!("indexing resumed: the data directory has room again");
+                }
+            }
+            Err(error) => self.on_error(error),
+        }
+    }
+
+    fn commit_or_stall(&mut self) {
+        if let Err(error) = self.commit() {
+            self.on_error(error);
         }
     }
 
@@ -324,7 +472,7 @@ impl Indexer {
         *self.committed_tx.borrow()
     }
 
-    fn add(&mut self, batch: LoggedBatch) -> anyhow::Result<()> {
+    fn add(&mut self, batch: &LoggedBatch) -> anyhow::Result<()> {
         let fields = self.indexes.fields.clone();
         let received = DateTime::from_timestamp_millis(batch.received_at_ms);
         // Indexes are per day of receipt: the live stream and a back-fill of
@@ -380,7 +528,14 @@ impl Indexer {
             if event.invalid_utf8 {
                 doc.add_bool(fields.invalid_utf8, true);
             }
-            writer.writer.add_document(doc)?;
+            if let Err(error) = writer.writer.add_document(doc) {
+                // A failed indexing thread shows here only as "killed";
+                // joining the threads yields the real cause.
+                return Err(match writer.writer.prepare_commit() {
+                    Err(cause) => anyhow::Error::from(cause).context(error.to_string()),
+                    Ok(_) => anyhow::Error::from(error),
+                });
+            }
         }
         writer.dirty = true;
         writer.last_used = Instant::now();
@@ -462,6 +617,7 @@ impl Indexer {
                 self.commit_day(*day, seq)?;
             }
             self.committed_tx.send_replace(seq);
+            self.release_committed();
             debug!(
                 seq,
                 writers = days.len(),
@@ -471,13 +627,36 @@ impl Indexer {
         }
         self.writers
             .retain(|_, w| w.dirty || w.last_used.elapsed() < WRITER_IDLE);
+        self.release_committed();
         let committed = self.committed_seq();
         if committed > self.checkpointed_seq
             && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
         {
-            self.store_checkpoint()?;
+            if let Err(error) = self.store_checkpoint() {
+                if !crate::storage::is_disk_full(&error) {
+                    return Err(error.context("cannot write the checkpoint"));
+                }
+                // The WAL keeps every segment the last checkpoint needs;
+                // the next commit tries again.
+                warn!(%error, "cannot write the checkpoint: the data directory is full");
+            }
         }
         Ok(())
+    }
+
+    /// Gives back the queue room of every batch in the writers once they
+    /// are committed.
+    fn release_committed(&mut self) {
+        if self.pending_seq.is_some() {
+            return;
+        }
+        let bytes: u64 = self
+            .uncommitted
+            .drain(..self.num_added)
+            .map(|batch| batch.cost_bytes)
+            .sum();
+        self.num_added = 0;
+        self.queue.release(bytes);
     }
 }
 

@@ -43,6 +43,7 @@ fn batch(seq: u64, day: Date, lines: u64) -> LoggedBatch {
         seq,
         agent: AgentId::new("retention-agent").unwrap(),
         received_at_ms: noon_ms(day),
+        cost_bytes: 0,
         events,
     }
 }
@@ -72,6 +73,7 @@ fn start(data_dir: &Path, retention_days: Option<u32>) -> Running {
         Durability::new(u64::MAX >> 1),
         &checkpoint,
         committed_tx,
+        Arc::new(super::super::queue::QueueBudget::new(64 << 20)),
     );
     let (tx, rx) = crossbeam_channel::bounded(16);
     let thread = std::thread::spawn(move || indexer.run(rx));

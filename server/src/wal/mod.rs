@@ -143,6 +143,39 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(segments)
 }
 
+/// Reads the next record from `reader`, of which `remaining` bytes are
+/// left in the segment. The outer error is a failed read; the inner one
+/// bytes that are not a record (a torn or corrupt tail).
+fn read_record(
+    reader: &mut impl Read,
+    remaining: u64,
+) -> std::io::Result<Result<(Record, usize), RecordError>> {
+    let mut header = [0u8; record::HEADER_BYTES];
+    if remaining < header.len() as u64 {
+        return Ok(Err(RecordError::Torn {
+            needed: header.len(),
+            available: remaining as usize,
+        }));
+    }
+    reader.read_exact(&mut header)?;
+    let payload_len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if payload_len > record::MAX_PAYLOAD_BYTES {
+        return Ok(Err(RecordError::Corrupt("impossible length")));
+    }
+    let total = header.len() + payload_len;
+    if (total as u64) > remaining {
+        return Ok(Err(RecordError::Torn {
+            needed: total,
+            available: remaining as usize,
+        }));
+    }
+    let mut bytes = Vec::with_capacity(total);
+    bytes.extend_from_slice(&header);
+    bytes.resize(total, 0);
+    reader.read_exact(&mut bytes[header.len()..])?;
+    Ok(Record::decode(&bytes))
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -167,15 +200,16 @@ impl Wal {
         let mut last_seq = from_seq.saturating_sub(1);
         for (index, (_, path)) in segments.iter().enumerate() {
             let is_last = index + 1 == segments.len();
-            let mut bytes = Vec::new();
-            let mut file = File::open(path)?;
+            let file = File::open(path)?;
             file.sync_all()?;
-            file.read_to_end(&mut bytes)?;
-            let mut at = 0usize;
-            while at < bytes.len() {
-                match Record::decode(&bytes[at..]) {
+            let file_len = file.metadata()?.len();
+            // One record at a time: replay holds a record, never a segment.
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+            let mut at = 0u64;
+            while at < file_len {
+                match read_record(&mut reader, file_len - at)? {
                     Ok((record, len)) => {
-                        at += len;
+                        at += len as u64;
                         last_seq = last_seq.max(record.seq);
                         durability.publish(record.seq);
                         if record.seq >= from_seq {
@@ -184,13 +218,13 @@ impl Wal {
                         }
                     }
                     Err(problem) => {
-                        let cut = (bytes.len() - at) as u64;
+                        let cut = file_len - at;
                         report.bytes_truncated += cut;
                         if is_last {
                             warn!(%problem, segment = %path.display(), offset = at, bytes_cut = cut,
                                 "cutting off the damaged tail of the write-ahead log");
                             let file = OpenOptions::new().write(true).open(path)?;
-                            file.set_len(at as u64)?;
+                            file.set_len(at)?;
                             file.sync_all()?;
                         } else {
                             error!(%problem, segment = %path.display(), offset = at, bytes_skipped = cut,
@@ -232,12 +266,20 @@ impl Wal {
         Ok((wal, report))
     }
 
+    /// Creates the segment whose first record will be `first_seq`. If the
+    /// directory cannot be synced (a full disk), the new file is removed
+    /// again, so a later attempt can create it.
     fn create_segment(dir: &Path, first_seq: u64) -> std::io::Result<File> {
+        let path = segment_path(dir, first_seq);
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
-            .open(segment_path(dir, first_seq))?;
-        sync_dir(dir)?;
+            .open(&path)?;
+        if let Err(error) = sync_dir(dir) {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(error);
+        }
         Ok(file)
     }
 

@@ -1,0 +1,167 @@
+//! The byte bound on what waits for the indexer (`index_queue_max_bytes`).
+//!
+//! Ingest reserves the estimated memory of a batch's new events before it
+//! appends the batch to the WAL, and answers 429 when the reservation does
+//! not fit; WAL replay waits for room instead. The indexer gives the bytes
+//! back only once the batch is committed, because until then it keeps the
+//! events to add them again should a commit fail (disk full). So the
+//! events between the WAL and the index never hold more than the bound,
+//! whatever the load.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use loghound_shared::Event;
+
+/// Bytes counted per event besides its strings: the `Event` itself, its
+/// position in the batch and the vector slot.
+const EVENT_OVERHEAD_BYTES: u64 = 160;
+
+/// The estimated memory of accepted events while they wait for the index.
+pub fn events_cost_bytes<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64 {
+    events
+        .into_iter()
+        .map(|event| {
+            let tags: usize = event.tags.iter().map(|(k, v)| k.len() + v.len() + 48).sum();
+            let strings = event.message.len()
+                + event.host.len()
+                + event.source.len()
+                + event.file_id.as_str().len()
+                + event.format.as_deref().map_or(0, str::len)
+                + tags;
+            strings as u64 + EVENT_OVERHEAD_BYTES
+        })
+        .sum()
+}
+
+/// The shared counter of bytes held between the WAL and the index.
+#[derive(Debug)]
+pub struct QueueBudget {
+    max_bytes: u64,
+    used_bytes: Mutex<u64>,
+    freed: Condvar,
+}
+
+impl QueueBudget {
+    /// A budget of `max_bytes`.
+    pub fn new(max_bytes: u64) -> Self {
+        QueueBudget {
+            max_bytes,
+            used_bytes: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, u64> {
+        // A counter is consistent after any panic.
+        self.used_bytes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bound.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Bytes held now.
+    pub fn used_bytes(&self) -> u64 {
+        *self.lock()
+    }
+
+    /// Whether nothing more fits: ingest refuses a batch without decoding
+    /// it.
+    pub fn is_full(&self) -> bool {
+        self.used_bytes() >= self.max_bytes
+    }
+
+    /// Whether `used + bytes` fits; an empty queue takes any one batch, so
+    /// a batch larger than the bound is slow, never refused forever.
+    fn fits(&self, used: u64, bytes: u64) -> bool {
+        used == 0 || used.saturating_add(bytes) <= self.max_bytes
+    }
+
+    /// Reserves `bytes` if they fit now; returns whether they did.
+    pub fn try_reserve(&self, bytes: u64) -> bool {
+        let mut used = self.lock();
+        if !self.fits(*used, bytes) {
+            return false;
+        }
+        *used += bytes;
+        true
+    }
+
+    /// Reserves `bytes`, waiting for the indexer to free room (replay).
+    pub fn reserve_blocking(&self, bytes: u64) {
+        let mut used = self.lock();
+        while !self.fits(*used, bytes) {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += bytes;
+    }
+
+    /// Gives back `bytes` reserved earlier.
+    pub fn release(&self, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut used = self.lock();
+        debug_assert!(*used >= bytes, "released more than reserved");
+        *used = used.saturating_sub(bytes);
+        drop(used);
+        self.freed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn reservations_stop_at_the_bound_and_an_empty_queue_takes_anything() {
+        let budget = QueueBudget::new(100);
+        assert!(budget.try_reserve(60));
+        assert!(budget.try_reserve(40));
+        assert!(budget.is_full());
+        assert!(!budget.try_reserve(1));
+        budget.release(100);
+        assert_eq!(budget.used_bytes(), 0);
+        assert!(budget.try_reserve(1_000), "one oversized batch when empty");
+        assert!(!budget.try_reserve(1));
+        budget.release(1_000);
+        assert!(!budget.is_full());
+    }
+
+    #[test]
+    fn blocking_reservation_waits_for_a_release() {
+        let budget = Arc::new(QueueBudget::new(10));
+        assert!(budget.try_reserve(10));
+        let waiter = {
+            let budget = Arc::clone(&budget);
+            std::thread::spawn(move || budget.reserve_blocking(5))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished(), "must wait while the queue is full");
+        budget.release(10);
+        waiter.join().unwrap();
+        assert_eq!(budget.used_bytes(), 5);
+    }
+
+    #[test]
+    fn cost_counts_strings_and_overhead() {
+        let event = Event {
+            file_id: loghound_shared::FileId::new("f").unwrap(),
+            offset: loghound_shared::ByteOffset(0),
+            end_offset: loghound_shared::ByteOffset(6),
+            host: "h".into(),
+            source: "s".into(),
+            message: "hello".into(),
+            read_at_ms: None,
+            tags: Default::default(),
+            truncated: false,
+            invalid_utf8: false,
+            format: None,
+        };
+        assert_eq!(events_cost_bytes([&event, &event]), 2 * (8 + 160));
+    }
+}
