@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use crossbeam_channel::{select, Receiver, Sender};
-use loghound_shared::Event;
+use loghound_shared::{Event, FileId};
 
 use crate::batcher::Batcher;
 use crate::checkpointer::Checkpointer;
@@ -23,6 +23,7 @@ use crate::discovery::{PathsProvider, Tags};
 use crate::file_watcher::{FileWatcher, ReadStatus};
 use crate::fingerprint::{self, DevInode};
 use crate::lines::RawLine;
+use crate::multiline::{Joined, Joiner, SPLIT_TAG};
 use crate::shipper::{Outcome, Settled};
 use crate::watch::FsWatch;
 
@@ -64,6 +65,16 @@ pub(crate) struct FileServer {
     /// Apparent copies of live files and when each was first seen: not read
     /// for [`COPY_GRACE`], waiting for the original's truncation.
     shadowed: HashMap<PathBuf, Instant>,
+    /// Streams with an open multi-line group, by stream: a group outlives
+    /// its watcher's identity (truncation) and is flushed by its timeout.
+    joiners: HashMap<FileId, OpenGroup>,
+}
+
+/// A stream's joiner and what its events are labelled with.
+struct OpenGroup {
+    joiner: Joiner,
+    source: String,
+    tags: Tags,
 }
 
 /// What a file without a checkpoint of its own turned out to be.
@@ -104,6 +115,7 @@ impl FileServer {
             lines: Vec::new(),
             ended: VecDeque::new(),
             shadowed: HashMap::new(),
+            joiners: HashMap::new(),
         })
     }
 
@@ -119,6 +131,7 @@ impl FileServer {
                 self.rescan()?;
             }
             self.read_ready()?;
+            self.flush_groups(None)?;
             if let Some(batch) = self.batcher.poll(Instant::now())? {
                 self.submit(batch)?;
             }
@@ -166,6 +179,10 @@ impl FileServer {
             Some(self.next_rescan),
             self.batcher.deadline(),
             self.checkpointer.write_due(CHECKPOINT_INTERVAL),
+            self.joiners
+                .values()
+                .filter_map(|open| open.joiner.deadline())
+                .min(),
         ]
         .into_iter()
         .flatten()
@@ -227,6 +244,9 @@ impl FileServer {
             self.lines.clear();
             if watcher.flush_partial(&mut self.lines) {
                 self.emit(location)?;
+            }
+            if let Some(identity) = watcher_identity(&self.watchers, location) {
+                self.flush_groups(Some(&[identity]))?;
             }
         }
         let Some(watcher) = self.watchers.remove(&location) else {
@@ -454,7 +474,8 @@ impl FileServer {
         Ok(())
     }
 
-    /// Turns the lines just read from the file at `location` into events.
+    /// Turns the lines just read from the file at `location` into events,
+    /// through the stream's joiner when its input joins multi-line events.
     fn emit(&mut self, location: DevInode) -> anyhow::Result<()> {
         let Some(watcher) = self.watchers.get(&location) else {
             return Ok(());
@@ -467,23 +488,85 @@ impl FileServer {
             watcher.path().display().to_string(),
             watcher.tags().clone(),
         );
+        let lines = std::mem::take(&mut self.lines);
+        let Some(settings) = tags.multiline.clone() else {
+            let joined = lines.into_iter().map(Joined::from).collect();
+            return self.ship(&file_id, &source, &tags, joined);
+        };
+        let now = Instant::now();
+        let stream = self
+            .joiners
+            .entry(file_id.clone())
+            .or_insert_with(|| OpenGroup {
+                joiner: Joiner::new(settings),
+                source: source.clone(),
+                tags: tags.clone(),
+            });
+        stream.source.clone_from(&source);
+        let mut joined = Vec::new();
+        for line in lines {
+            stream.joiner.push(line, now, &mut joined);
+        }
+        if stream.joiner.is_idle() {
+            self.joiners.remove(&file_id);
+        }
+        self.ship(&file_id, &source, &tags, joined)
+    }
+
+    /// Ships the open multi-line groups of `file_ids`, or of every stream
+    /// whose flush timeout has passed when `file_ids` is `None`.
+    fn flush_groups(&mut self, file_ids: Option<&[FileId]>) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let mut flushed = Vec::new();
+        for (file_id, open) in &mut self.joiners {
+            let mut joined = Vec::new();
+            match file_ids {
+                Some(ids) if ids.contains(file_id) => open.joiner.flush(&mut joined),
+                Some(_) => {}
+                None => open.joiner.flush_if_due(now, &mut joined),
+            }
+            if !joined.is_empty() {
+                flushed.push((file_id.clone(), joined));
+            }
+        }
+        for (file_id, joined) in flushed {
+            let Some(open) = self.joiners.remove(&file_id) else {
+                continue;
+            };
+            self.ship(&file_id, &open.source, &open.tags, joined)?;
+        }
+        Ok(())
+    }
+
+    /// Hands events of one stream, in file order, to the batcher.
+    fn ship(
+        &mut self,
+        file_id: &FileId,
+        source: &str,
+        tags: &Tags,
+        joined: Vec<Joined>,
+    ) -> anyhow::Result<()> {
         let read_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .ok();
         let now = Instant::now();
-        for raw in std::mem::take(&mut self.lines) {
-            let (offset, end_offset, truncated) = (raw.offset, raw.end_offset, raw.truncated);
-            let text = raw.into_text();
+        for Joined { line, split } in joined {
+            let (offset, end_offset, truncated) = (line.offset, line.end_offset, line.truncated);
+            let text = line.into_text();
+            let mut event_tags = tags.tags.clone();
+            if let Some(split) = split {
+                event_tags.insert(SPLIT_TAG.to_string(), split.tag_value().to_string());
+            }
             let event = Event {
                 file_id: file_id.clone(),
                 offset,
                 end_offset,
                 host: self.host.clone(),
-                source: source.clone(),
+                source: source.to_string(),
                 message: text.message,
                 read_at_ms,
-                tags: tags.tags.clone(),
+                tags: event_tags,
                 truncated,
                 invalid_utf8: text.invalid_utf8,
                 format: tags.format.clone(),
@@ -540,6 +623,8 @@ impl FileServer {
     /// Sends what is buffered, waits for in-flight batches up to the
     /// shutdown timeout, writes the checkpoints.
     fn shutdown(mut self) -> anyhow::Result<()> {
+        let open: Vec<FileId> = self.joiners.keys().cloned().collect();
+        self.flush_groups(Some(&open))?;
         if !self.batcher.is_empty() {
             let batch = self.batcher.flush()?;
             self.submit(batch)?;
@@ -568,6 +653,16 @@ impl FileServer {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+fn watcher_identity(
+    watchers: &HashMap<DevInode, FileWatcher>,
+    location: DevInode,
+) -> Option<FileId> {
+    watchers
+        .get(&location)
+        .and_then(|watcher| watcher.identity())
+        .map(|identity| identity.file_id.clone())
 }
 
 /// Remembers a stream that ended, forgetting the oldest beyond the bound.

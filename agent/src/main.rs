@@ -24,6 +24,7 @@ mod file_server;
 mod file_watcher;
 mod fingerprint;
 mod lines;
+mod multiline;
 mod shipper;
 mod status;
 mod watch;
