@@ -328,6 +328,9 @@ impl FileServer {
                 if let Some(identity) = watcher.identity() {
                     self.checkpointer.track(identity, path, watcher.position());
                     tracing::info!(path = %path.display(), file_id = %identity.file_id, offset = %watcher.position(), "following file");
+                    if identity.generation > 0 {
+                        self.persist_new_generation();
+                    }
                 }
                 let location = watcher.location();
                 self.watchers.insert(location, watcher);
@@ -460,6 +463,9 @@ impl FileServer {
                     if let Some(identity) = watcher.identity() {
                         self.checkpointer
                             .track(identity, watcher.path(), watcher.position());
+                        if identity.generation > 0 {
+                            self.persist_new_generation();
+                        }
                     }
                 }
                 Ok(ReadStatus::Waiting) => {
@@ -614,6 +620,15 @@ impl FileServer {
             .on_batch_acked(settled.seq, &settled.file_ids);
     }
 
+    /// A generation above 0 comes from what this agent remembers of the
+    /// inode's earlier streams; a restart that did not find it on disk
+    /// would give the same lines another file id and ship them twice. So
+    /// it is written before any of its lines is shipped (truncations and
+    /// reused inodes are rare; the write is cheap).
+    fn persist_new_generation(&mut self) {
+        self.persist();
+    }
+
     fn persist(&mut self) {
         if let Err(error) = self.checkpointer.persist() {
             tracing::error!(%error, "checkpoint write failed");
@@ -663,6 +678,57 @@ fn watcher_identity(
         .get(&location)
         .and_then(|watcher| watcher.identity())
         .map(|identity| identity.file_id.clone())
+}
+
+/// The seam for the model test of the file state machine
+/// (`file_model_tests.rs`): the scheduler's own steps, driven
+/// synchronously, with the test acking every batch in place of a server.
+#[cfg(test)]
+impl FileServer {
+    /// One "agent reads" step: a rescan, then reads until every followed
+    /// file is drained; every batch is acked as soon as it is built, and
+    /// the events it held are returned in sending order.
+    pub(crate) fn drain_for_test(
+        &mut self,
+        batches: &Receiver<crate::batcher::Batch>,
+    ) -> anyhow::Result<Vec<Event>> {
+        self.rescan()?;
+        let mut events = Vec::new();
+        for _ in 0..100_000 {
+            self.read_ready()?;
+            self.flush_groups(None)?;
+            if !self.batcher.is_empty() {
+                let batch = self.batcher.flush()?;
+                self.submit(batch)?;
+            }
+            let mut acked_any = false;
+            while let Ok(batch) = batches.try_recv() {
+                acked_any = true;
+                let decoded = loghound_shared::codec::decode_batch(
+                    &batch.body,
+                    &loghound_shared::codec::Limits::default(),
+                )?;
+                self.on_settled(Settled {
+                    seq: batch.seq,
+                    file_ids: batch.file_ends.iter().map(|(id, _)| id.clone()).collect(),
+                    outcome: Outcome::Acked(loghound_shared::api::IngestResponse {
+                        accepted: decoded.len() as u64,
+                        duplicates: 0,
+                    }),
+                });
+                events.extend(decoded);
+            }
+            if !acked_any && (self.ready.is_empty() || self.backpressured()) {
+                return Ok(events);
+            }
+        }
+        anyhow::bail!("reading did not settle")
+    }
+
+    /// Writes the checkpoints now (an agent stopped after this keeps them).
+    pub(crate) fn persist_for_test(&mut self) -> anyhow::Result<()> {
+        Ok(self.checkpointer.persist()?)
+    }
 }
 
 /// Remembers a stream that ended, forgetting the oldest beyond the bound.

@@ -20,6 +20,8 @@ mod checkpointer;
 mod config;
 mod copies;
 mod discovery;
+#[cfg(test)]
+mod file_model_tests;
 mod file_server;
 mod file_watcher;
 mod fingerprint;
