@@ -7,9 +7,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::discovery;
+use crate::multiline::MultilineSettings;
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,9 @@ pub(crate) struct ConfigFile {
     /// without `/` matches the file name, one with `/` the whole path.
     #[serde(default)]
     pub(crate) exclude: Vec<String>,
+    /// Joining of multi-line messages for the top-level `paths`.
+    #[serde(default)]
+    pub(crate) multiline: Option<MultilineConfig>,
     /// More groups of globs, each with its own tags.
     #[serde(default)]
     pub(crate) inputs: Vec<InputConfig>,
@@ -111,6 +117,37 @@ pub(crate) struct InputConfig {
     /// `apache`, `syslog` or `plain`.
     #[serde(default)]
     pub(crate) format: Option<String>,
+    /// Joining of multi-line messages for these files.
+    #[serde(default)]
+    pub(crate) multiline: Option<MultilineConfig>,
+}
+
+/// A `[multiline]` table: lines that do not match `start` continue the
+/// event begun by the last line that did.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MultilineConfig {
+    /// Regular expression: a line that matches begins a new event.
+    pub(crate) start: String,
+    /// Lines per event at most; a longer group is split into parts.
+    #[serde(default = "default_multiline_max_lines")]
+    pub(crate) max_lines: usize,
+    /// Bytes of message per event at most; a larger group is split.
+    #[serde(default = "default_multiline_max_bytes")]
+    pub(crate) max_bytes: usize,
+    /// A group that got no new line for this long is shipped.
+    #[serde(default = "default_multiline_flush_ms")]
+    pub(crate) flush_ms: u64,
+}
+
+const fn default_multiline_max_lines() -> usize {
+    500
+}
+const fn default_multiline_max_bytes() -> usize {
+    256 << 10
+}
+const fn default_multiline_flush_ms() -> u64 {
+    500
 }
 
 const fn default_batch_max_bytes() -> usize {
@@ -165,6 +202,7 @@ pub(crate) struct Input {
     pub(crate) globs: Vec<String>,
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) format: Option<String>,
+    pub(crate) multiline: Option<Arc<MultilineSettings>>,
 }
 
 /// Format hints the server knows.
@@ -257,24 +295,26 @@ pub(crate) fn resolve(
     }
 
     let mut inputs = Vec::new();
-    if !overrides.paths.is_empty() {
+    let top_globs = if overrides.paths.is_empty() {
+        file.paths
+    } else {
+        overrides.paths
+    };
+    if !top_globs.is_empty() {
         inputs.push(Input {
-            globs: overrides.paths,
+            globs: top_globs,
             tags: file.tags.clone(),
             format: file.format.clone(),
-        });
-    } else if !file.paths.is_empty() {
-        inputs.push(Input {
-            globs: file.paths,
-            tags: file.tags.clone(),
-            format: file.format.clone(),
+            multiline: multiline_settings(file.multiline.as_ref(), "multiline", &invalid)?,
         });
     }
-    for input in file.inputs {
+    for (index, input) in file.inputs.into_iter().enumerate() {
+        let key = format!("inputs[{index}].multiline");
         inputs.push(Input {
             globs: input.paths,
             tags: input.tags,
             format: input.format,
+            multiline: multiline_settings(input.multiline.as_ref(), &key, &invalid)?,
         });
     }
     if inputs.iter().all(|input| input.globs.is_empty()) {
@@ -380,6 +420,43 @@ pub(crate) fn resolve(
         ));
     }
     Ok(settings)
+}
+
+/// Validates one `[multiline]` table; errors name `key` and the field.
+fn multiline_settings(
+    config: Option<&MultilineConfig>,
+    key: &str,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<Arc<MultilineSettings>>, ConfigError> {
+    let Some(config) = config else {
+        return Ok(None);
+    };
+    let start = regex_lite::Regex::new(&config.start).map_err(|error| {
+        invalid(
+            &format!("{key}.start"),
+            format!("invalid regular expression {:?}: {error}", config.start),
+        )
+    })?;
+    let check = |field: &str, value: u64, min: u64, max: u64| {
+        if (min..=max).contains(&value) {
+            Ok(())
+        } else {
+            Err(invalid(
+                &format!("{key}.{field}"),
+                format!("{value} is outside {min}..={max}"),
+            ))
+        }
+    };
+    check("max_lines", config.max_lines as u64, 1, 100_000)?;
+    // Like max_line_bytes: the server refuses NDJSON lines over 2 MiB.
+    check("max_bytes", config.max_bytes as u64, 16, 1 << 20)?;
+    check("flush_ms", config.flush_ms, 10, 60_000)?;
+    Ok(Some(Arc::new(MultilineSettings {
+        start,
+        max_lines: config.max_lines,
+        max_bytes: config.max_bytes,
+        flush_ms: config.flush_ms,
+    })))
 }
 
 #[cfg(test)]
@@ -539,5 +616,77 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("paths"), "{error}");
+    }
+
+    #[test]
+    fn multiline_defaults_and_per_input_rules() {
+        let file = parse(
+            r#"
+            paths = ["/var/log/app.log"]
+            [multiline]
+            start = '^\d{4}-\d{2}-\d{2}'
+            [[inputs]]
+            paths = ["/var/log/java/*.log"]
+            multiline = { start = '^\S', max_lines = 50, max_bytes = 4096, flush_ms = 2000 }
+            [[inputs]]
+            paths = ["/var/log/plain/*.log"]
+            "#,
+        )
+        .unwrap();
+        let settings = resolve(
+            Some((Path::new("agent.toml"), file)),
+            Overrides {
+                paths: vec![],
+                ..minimal()
+            },
+        )
+        .unwrap();
+        let top = settings.inputs[0].multiline.as_deref().unwrap();
+        assert_eq!(top.start.as_str(), r"^\d{4}-\d{2}-\d{2}");
+        assert_eq!(
+            (top.max_lines, top.max_bytes, top.flush_ms),
+            (500, 262_144, 500)
+        );
+        let java = settings.inputs[1].multiline.as_deref().unwrap();
+        assert_eq!(
+            (java.max_lines, java.max_bytes, java.flush_ms),
+            (50, 4096, 2000)
+        );
+        assert!(settings.inputs[2].multiline.is_none());
+    }
+
+    #[test]
+    fn invalid_multiline_values_name_their_key() {
+        let error = |text: &str| {
+            let file = parse(text).unwrap();
+            resolve(Some((Path::new("agent.toml"), file)), minimal())
+                .unwrap_err()
+                .to_string()
+        };
+        let text = error("[multiline]\nstart = '^(unclosed'\n");
+        assert!(
+            text.starts_with(
+                "agent.toml: multiline.start: invalid regular expression \"^(unclosed\""
+            ),
+            "{text}"
+        );
+        let text =
+            error("[[inputs]]\npaths = ['/x/*.log']\nmultiline = { start = 'a', max_lines = 0 }\n");
+        assert!(
+            text.starts_with("agent.toml: inputs[0].multiline.max_lines: 0 is outside"),
+            "{text}"
+        );
+        let text = error("[multiline]\nstart = 'a'\nflush_ms = 5\n");
+        assert!(text.contains("multiline.flush_ms: 5 is outside"), "{text}");
+        let text = error("[multiline]\nstart = 'a'\nmax_bytes = 2000000\n");
+        assert!(text.contains("multiline.max_bytes"), "{text}");
+        let parse_error = parse("[multiline]\nstart = 'a'\nmax_line = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(parse_error.contains("max_line"), "{parse_error}");
+        let missing = parse("[multiline]\nmax_lines = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("start"), "{missing}");
     }
 }

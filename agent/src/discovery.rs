@@ -13,6 +13,7 @@ use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
 use crate::config::Input;
+use crate::multiline::MultilineSettings;
 
 /// What the configuration attaches to every line of one input's files.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub(crate) struct InputLabels {
     pub(crate) tags: BTreeMap<String, String>,
     /// The parsing hint for the server, if configured.
     pub(crate) format: Option<String>,
+    /// How lines are joined into multi-line events, if configured.
+    pub(crate) multiline: Option<Arc<MultilineSettings>>,
 }
 
 /// Labels shared by every file of one input.
@@ -124,6 +127,7 @@ impl PathsProvider {
             let tags = Arc::new(InputLabels {
                 tags: input.tags.clone(),
                 format: input.format.clone(),
+                multiline: input.multiline.clone(),
             });
             for pattern in &input.globs {
                 let path = absolute(pattern);
@@ -222,6 +226,7 @@ mod tests {
             globs: globs.to_vec(),
             tags: BTreeMap::from([("app".into(), "x".into())]),
             format: Some("json".into()),
+            multiline: None,
         }
     }
 

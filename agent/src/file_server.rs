@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use crossbeam_channel::{select, Receiver, Sender};
-use loghound_shared::Event;
+use loghound_shared::{Event, FileId};
 use notify::event::{AccessKind, AccessMode, EventKind};
 
 use crate::batcher::Batcher;
@@ -29,6 +29,7 @@ use crate::discovery::{PathsProvider, Tags};
 use crate::file_watcher::{FileWatcher, ReadStatus};
 use crate::fingerprint::{self, DevInode};
 use crate::lines::RawLine;
+use crate::multiline::{Joined, Joiner, SPLIT_TAG};
 use crate::shipper::{Outcome, Settled};
 use crate::spool::Spool;
 use crate::watch::FsWatch;
@@ -81,6 +82,16 @@ pub(crate) struct FileServer {
     /// Whether reading is paused because the spool is full (logged once
     /// per episode).
     spool_full: bool,
+    /// Streams with an open multi-line group, by stream: a group outlives
+    /// its watcher's identity (truncation) and is flushed by its timeout.
+    joiners: HashMap<FileId, OpenGroup>,
+}
+
+/// A stream's joiner and what its events are labelled with.
+struct OpenGroup {
+    joiner: Joiner,
+    source: String,
+    tags: Tags,
 }
 
 /// What a file without a checkpoint of its own turned out to be.
@@ -124,6 +135,7 @@ impl FileServer {
             shadowed: HashMap::new(),
             spool,
             spool_full: false,
+            joiners: HashMap::new(),
         })
     }
 
@@ -184,6 +196,7 @@ impl FileServer {
                 self.rescan()?;
             }
             self.read_ready()?;
+            self.flush_groups(None)?;
             if let Some(batch) = self.batcher.poll(Instant::now())? {
                 self.submit(batch)?;
             }
@@ -232,6 +245,10 @@ impl FileServer {
             Some(self.next_rescan),
             self.batcher.deadline(),
             self.checkpointer.write_due(CHECKPOINT_INTERVAL),
+            self.joiners
+                .values()
+                .filter_map(|open| open.joiner.deadline())
+                .min(),
         ]
         .into_iter()
         .flatten()
@@ -349,6 +366,9 @@ impl FileServer {
             if watcher.flush_partial(&mut self.lines) {
                 self.emit(location)?;
             }
+            if let Some(identity) = watcher_identity(&self.watchers, location) {
+                self.flush_groups(Some(&[identity]))?;
+            }
         }
         let Some(watcher) = self.watchers.remove(&location) else {
             return Ok(());
@@ -429,6 +449,9 @@ impl FileServer {
                 if let Some(identity) = watcher.identity() {
                     self.checkpointer.track(identity, path, watcher.position());
                     tracing::info!(path = %path.display(), file_id = %identity.file_id, offset = %watcher.position(), "following file");
+                    if identity.generation > 0 {
+                        self.persist_new_generation();
+                    }
                 }
                 let location = watcher.location();
                 self.watchers.insert(location, watcher);
@@ -570,6 +593,9 @@ impl FileServer {
                         tracing::debug!(path = %watcher.path().display(), file_id = %identity.file_id, generation = identity.generation, "file identified");
                         self.checkpointer
                             .track(identity, watcher.path(), watcher.position());
+                        if identity.generation > 0 {
+                            self.persist_new_generation();
+                        }
                     }
                 }
                 Ok(ReadStatus::Waiting) => {
@@ -584,7 +610,8 @@ impl FileServer {
         Ok(())
     }
 
-    /// Turns the lines just read from the file at `location` into events.
+    /// Turns the lines just read from the file at `location` into events,
+    /// through the stream's joiner when its input joins multi-line events.
     fn emit(&mut self, location: DevInode) -> anyhow::Result<()> {
         let Some(watcher) = self.watchers.get(&location) else {
             return Ok(());
@@ -597,23 +624,85 @@ impl FileServer {
             watcher.path().display().to_string(),
             watcher.tags().clone(),
         );
+        let lines = std::mem::take(&mut self.lines);
+        let Some(settings) = tags.multiline.clone() else {
+            let joined = lines.into_iter().map(Joined::from).collect();
+            return self.ship(&file_id, &source, &tags, joined);
+        };
+        let now = Instant::now();
+        let stream = self
+            .joiners
+            .entry(file_id.clone())
+            .or_insert_with(|| OpenGroup {
+                joiner: Joiner::new(settings),
+                source: source.clone(),
+                tags: tags.clone(),
+            });
+        stream.source.clone_from(&source);
+        let mut joined = Vec::new();
+        for line in lines {
+            stream.joiner.push(line, now, &mut joined);
+        }
+        if stream.joiner.is_idle() {
+            self.joiners.remove(&file_id);
+        }
+        self.ship(&file_id, &source, &tags, joined)
+    }
+
+    /// Ships the open multi-line groups of `file_ids`, or of every stream
+    /// whose flush timeout has passed when `file_ids` is `None`.
+    fn flush_groups(&mut self, file_ids: Option<&[FileId]>) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let mut flushed = Vec::new();
+        for (file_id, open) in &mut self.joiners {
+            let mut joined = Vec::new();
+            match file_ids {
+                Some(ids) if ids.contains(file_id) => open.joiner.flush(&mut joined),
+                Some(_) => {}
+                None => open.joiner.flush_if_due(now, &mut joined),
+            }
+            if !joined.is_empty() {
+                flushed.push((file_id.clone(), joined));
+            }
+        }
+        for (file_id, joined) in flushed {
+            let Some(open) = self.joiners.remove(&file_id) else {
+                continue;
+            };
+            self.ship(&file_id, &open.source, &open.tags, joined)?;
+        }
+        Ok(())
+    }
+
+    /// Hands events of one stream, in file order, to the batcher.
+    fn ship(
+        &mut self,
+        file_id: &FileId,
+        source: &str,
+        tags: &Tags,
+        joined: Vec<Joined>,
+    ) -> anyhow::Result<()> {
         let read_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .ok();
         let now = Instant::now();
-        for raw in std::mem::take(&mut self.lines) {
-            let (offset, end_offset, truncated) = (raw.offset, raw.end_offset, raw.truncated);
-            let text = raw.into_text();
+        for Joined { line, split } in joined {
+            let (offset, end_offset, truncated) = (line.offset, line.end_offset, line.truncated);
+            let text = line.into_text();
+            let mut event_tags = tags.tags.clone();
+            if let Some(split) = split {
+                event_tags.insert(SPLIT_TAG.to_string(), split.tag_value().to_string());
+            }
             let event = Event {
                 file_id: file_id.clone(),
                 offset,
                 end_offset,
                 host: self.host.clone(),
-                source: source.clone(),
+                source: source.to_string(),
                 message: text.message,
                 read_at_ms,
-                tags: tags.tags.clone(),
+                tags: event_tags,
                 truncated,
                 invalid_utf8: text.invalid_utf8,
                 format: tags.format.clone(),
@@ -674,6 +763,15 @@ impl FileServer {
         }
     }
 
+    /// A generation above 0 comes from what this agent remembers of the
+    /// inode's earlier streams; a restart that did not find it on disk
+    /// would give the same lines another file id and ship them twice. So
+    /// it is written before any of its lines is shipped (truncations and
+    /// reused inodes are rare; the write is cheap).
+    fn persist_new_generation(&mut self) {
+        self.persist();
+    }
+
     fn persist(&mut self) {
         if let Err(error) = self.checkpointer.persist() {
             tracing::error!(%error, "checkpoint write failed");
@@ -683,6 +781,8 @@ impl FileServer {
     /// Sends what is buffered, waits for in-flight batches up to the
     /// shutdown timeout, writes the checkpoints.
     fn shutdown(mut self) -> anyhow::Result<()> {
+        let open: Vec<FileId> = self.joiners.keys().cloned().collect();
+        self.flush_groups(Some(&open))?;
         if !self.batcher.is_empty() {
             let batch = self.batcher.flush()?;
             self.submit(batch)?;
@@ -710,6 +810,68 @@ impl FileServer {
             .context("cannot write checkpoints")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+fn watcher_identity(
+    watchers: &HashMap<DevInode, FileWatcher>,
+    location: DevInode,
+) -> Option<FileId> {
+    watchers
+        .get(&location)
+        .and_then(|watcher| watcher.identity())
+        .map(|identity| identity.file_id.clone())
+}
+
+/// The seam for the model test of the file state machine
+/// (`file_model_tests.rs`): the scheduler's own steps, driven
+/// synchronously, with the test acking every batch in place of a server.
+#[cfg(test)]
+impl FileServer {
+    /// One "agent reads" step: a rescan, then reads until every followed
+    /// file is drained; every batch is acked as soon as it is built, and
+    /// the events it held are returned in sending order.
+    pub(crate) fn drain_for_test(
+        &mut self,
+        batches: &Receiver<crate::batcher::Batch>,
+    ) -> anyhow::Result<Vec<Event>> {
+        self.rescan()?;
+        let mut events = Vec::new();
+        for _ in 0..100_000 {
+            self.read_ready()?;
+            self.flush_groups(None)?;
+            if !self.batcher.is_empty() {
+                let batch = self.batcher.flush()?;
+                self.submit(batch)?;
+            }
+            let mut acked_any = false;
+            while let Ok(batch) = batches.try_recv() {
+                acked_any = true;
+                let decoded = loghound_shared::codec::decode_batch(
+                    &batch.body,
+                    &loghound_shared::codec::Limits::default(),
+                )?;
+                self.on_settled(Settled {
+                    seq: batch.seq,
+                    file_ids: batch.file_ends.iter().map(|(id, _)| id.clone()).collect(),
+                    outcome: Outcome::Acked(loghound_shared::api::IngestResponse {
+                        accepted: decoded.len() as u64,
+                        duplicates: 0,
+                    }),
+                    unsent: None,
+                });
+                events.extend(decoded);
+            }
+            if !acked_any && (self.ready.is_empty() || self.backpressured()) {
+                return Ok(events);
+            }
+        }
+        anyhow::bail!("reading did not settle")
+    }
+
+    /// Writes the checkpoints now (an agent stopped after this keeps them).
+    pub(crate) fn persist_for_test(&mut self) -> anyhow::Result<()> {
+        Ok(self.checkpointer.persist()?)
     }
 }
 

@@ -22,10 +22,13 @@ mod checkpointer;
 mod config;
 mod copies;
 mod discovery;
+#[cfg(test)]
+mod file_model_tests;
 mod file_server;
 mod file_watcher;
 mod fingerprint;
 mod lines;
+mod multiline;
 mod replay;
 mod shipper;
 mod spool;
