@@ -1,6 +1,7 @@
 //! Wires the parts together: state directory, agent id, checkpoints,
 //! signal handling, the sender pool and the scheduler.
 
+use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use signal_hook::iterator::Signals;
 use crate::checkpointer::Checkpointer;
 use crate::config::Settings;
 use crate::file_server::{Channels, FileServer};
+use crate::metrics::Metrics;
 use crate::shipper::{self, ShipperConfig};
 
 /// Runs the agent until SIGTERM or SIGINT.
@@ -39,6 +41,16 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
     };
     tracing::info!(%agent_id, %host, servers = ?settings.servers, state_dir = %state_dir.display(), "starting");
 
+    let metrics = Arc::new(Metrics::default());
+    if let Some(address) = settings.metrics_listen {
+        let listener = std::net::TcpListener::bind(address)
+            .with_context(|| format!("metrics_listen: cannot listen on {address}"))?;
+        let bound = listener.local_addr().unwrap_or(address);
+        crate::metrics_http::start(listener, metrics.clone())
+            .context("cannot start the metrics thread")?;
+        tracing::info!(address = %bound, "serving /metrics");
+    }
+
     let (settled_sender, settled) = crossbeam_channel::unbounded();
     let batches = shipper::start(
         ShipperConfig {
@@ -48,6 +60,7 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
         },
         settings.max_in_flight,
         settled_sender,
+        metrics.clone(),
     );
     FileServer::new(
         settings,
@@ -58,6 +71,7 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
             settled,
             signals,
         },
+        metrics,
     )?
     .run()
 }

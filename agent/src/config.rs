@@ -92,6 +92,14 @@ pub(crate) struct ConfigFile {
     /// zstd compression level of batches (1–19).
     #[serde(default = "default_zstd_level")]
     pub(crate) zstd_level: i32,
+    /// Most descriptors of followed files held at once; idle files read to
+    /// their end are closed and opened again when they grow.
+    #[serde(default = "default_max_open_files")]
+    pub(crate) max_open_files: usize,
+    /// Serve Prometheus `/metrics` on this address (`127.0.0.1:9464`);
+    /// off when unset.
+    #[serde(default)]
+    pub(crate) metrics_listen: Option<String>,
 }
 
 /// One `[[inputs]]` table.
@@ -130,6 +138,9 @@ const fn default_shutdown_timeout_ms() -> u64 {
 const fn default_zstd_level() -> i32 {
     3
 }
+const fn default_max_open_files() -> usize {
+    512
+}
 
 /// Where the state lives when nothing says otherwise.
 pub(crate) const DEFAULT_STATE_DIR: &str = "/var/lib/loghound-agent";
@@ -147,6 +158,8 @@ pub(crate) struct Overrides {
     pub(crate) batch_max_age_ms: Option<u64>,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) rescan_interval_ms: Option<u64>,
+    pub(crate) max_open_files: Option<usize>,
+    pub(crate) metrics_listen: Option<String>,
 }
 
 /// A group of globs sharing tags.
@@ -176,6 +189,8 @@ pub(crate) struct Settings {
     pub(crate) max_line_bytes: usize,
     pub(crate) shutdown_timeout_ms: u64,
     pub(crate) zstd_level: i32,
+    pub(crate) max_open_files: usize,
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ConfigFile {
@@ -309,6 +324,18 @@ pub(crate) fn resolve(
         max_line_bytes: file.max_line_bytes,
         shutdown_timeout_ms: file.shutdown_timeout_ms,
         zstd_level: file.zstd_level,
+        max_open_files: overrides.max_open_files.unwrap_or(file.max_open_files),
+        metrics_listen: match overrides.metrics_listen.or(file.metrics_listen) {
+            Some(text) => Some(text.parse().map_err(|error| {
+                invalid(
+                    "metrics_listen",
+                    format!(
+                        "{text:?} is not an IP address and port such as 127.0.0.1:9464: {error}"
+                    ),
+                )
+            })?),
+            None => None,
+        },
     };
     let in_range = |key: &str, value: u64, min: u64, max: u64| {
         if (min..=max).contains(&value) {
@@ -344,6 +371,9 @@ pub(crate) fn resolve(
         0,
         600_000,
     )?;
+    // Below 8 the descriptors needed to identify new files and check for
+    // copies would leave almost none for reading.
+    in_range("max_open_files", settings.max_open_files as u64, 8, 1 << 20)?;
     if !(1..=19).contains(&settings.zstd_level) {
         return Err(invalid(
             "zstd_level",
@@ -409,6 +439,8 @@ mod tests {
         assert_eq!(settings.max_line_bytes, 262_144);
         assert_eq!(settings.shutdown_timeout_ms, 5000);
         assert_eq!(settings.zstd_level, 3);
+        assert_eq!(settings.max_open_files, 512);
+        assert_eq!(settings.metrics_listen, None);
         assert_eq!(settings.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     }
 
@@ -457,6 +489,27 @@ mod tests {
             settings.inputs[1].tags.get("app").map(String::as_str),
             Some("api")
         );
+    }
+
+    #[test]
+    fn max_open_files_and_metrics_listen_are_checked() {
+        let file = parse("max_open_files = 50\nmetrics_listen = \"127.0.0.1:9464\"").unwrap();
+        let settings = resolve(Some((Path::new("agent.toml"), file)), minimal()).unwrap();
+        assert_eq!(settings.max_open_files, 50);
+        assert_eq!(
+            settings.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let file = parse("metrics_listen = \"localhost\"").unwrap();
+        let error = resolve(Some((Path::new("agent.toml"), file)), minimal())
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("agent.toml: metrics_listen:"), "{error}");
+        let file = parse("max_open_files = 3").unwrap();
+        let error = resolve(Some((Path::new("agent.toml"), file)), minimal())
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("agent.toml: max_open_files:"), "{error}");
     }
 
     #[test]

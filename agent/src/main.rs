@@ -9,8 +9,11 @@
 //! - [`file_watcher`]: one followed file (position, truncation);
 //! - [`batcher`]: lines → compressed batches; [`shipper`]: HTTP and retries;
 //! - [`checkpointer`] and [`checkpoint_file`]: acked offsets, on disk;
-//! - [`file_server`]: the scheduler loop; [`agent`]: wiring;
-//! - [`status`]: the `status` subcommand.
+//! - [`file_server`]: the scheduler loop; [`open_files`]: which files
+//!   give up their descriptor under `max_open_files`; [`agent`]: wiring;
+//! - [`metrics`] and [`metrics_http`]: counters and `/metrics`;
+//! - [`status`] and [`status_file`]: the `status` subcommand and the
+//!   errors the running agent records for it.
 
 mod agent;
 mod agent_id;
@@ -24,8 +27,12 @@ mod file_server;
 mod file_watcher;
 mod fingerprint;
 mod lines;
+mod metrics;
+mod metrics_http;
+mod open_files;
 mod shipper;
 mod status;
+mod status_file;
 mod watch;
 
 use std::io::IsTerminal;
@@ -55,7 +62,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Prints every checkpointed file: path, file id, acked offset, size, lag.
+    /// Prints every checkpointed file: path, file id, acked offset, size,
+    /// lag and last error; then the agent's last error.
     Status {
         /// State directory of the agent.
         #[arg(long, default_value = config::DEFAULT_STATE_DIR)]
@@ -98,6 +106,12 @@ struct RunArgs {
     /// Period of the safety-net rescan.
     #[arg(long, value_name = "N")]
     rescan_interval_ms: Option<u64>,
+    /// Most descriptors of followed files held at once.
+    #[arg(long, value_name = "N")]
+    max_open_files: Option<usize>,
+    /// Serve Prometheus /metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +159,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         batch_max_age_ms: args.batch_max_age_ms,
         max_in_flight: args.max_in_flight,
         rescan_interval_ms: args.rescan_interval_ms,
+        max_open_files: args.max_open_files,
+        metrics_listen: args.metrics_listen,
     };
     let settings = config::resolve(file, overrides)?;
     if let Some(path) = &config_path {
