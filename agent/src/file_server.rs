@@ -707,8 +707,12 @@ impl FileServer {
         let excess = self.num_open + needed - self.max_watchers_open;
         let batch = excess.max(self.max_watchers_open / 8);
         for location in open_files::idle_to_close(&self.watchers, batch) {
-            if let Some(watcher) = self.watchers.get_mut(&location) {
-                watcher.close();
+            // A file written to since it was picked stays open.
+            if self
+                .watchers
+                .get_mut(&location)
+                .is_some_and(FileWatcher::close)
+            {
                 self.num_open -= 1;
                 self.ready.remove(&location);
             }

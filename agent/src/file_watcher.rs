@@ -203,16 +203,23 @@ impl FileWatcher {
             })
     }
 
-    /// Gives up the descriptor, remembering size and modification time.
-    pub(crate) fn close(&mut self) {
-        if let Some(file) = self.file.take() {
-            self.closed = Some(match file.metadata() {
-                Ok(metadata) => StatMark::of(&metadata),
-                // Unknown: any stat will look like a change, so the file is
-                // opened again at the next look and nothing is missed.
-                Err(_) => StatMark::UNKNOWN,
-            });
+    /// Gives up the descriptor, remembering size and modification time;
+    /// false (and nothing changes) unless the file is read to its end. The
+    /// mark comes from the same `fstat` as that check, so bytes appended
+    /// between a [`FileWatcher::closable`] and the close show as a change.
+    pub(crate) fn close(&mut self) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        let Ok(metadata) = file.metadata() else {
+            return false;
+        };
+        if metadata.len() > self.splitter.consumed().0 || metadata.nlink() == 0 {
+            return false;
         }
+        self.closed = Some(StatMark::of(&metadata));
+        self.file = None;
+        true
     }
 
     /// For a closed file: whether `metadata` (of its path) shows a change
@@ -422,12 +429,6 @@ struct StatMark {
 }
 
 impl StatMark {
-    /// Matches no real file's mark.
-    const UNKNOWN: StatMark = StatMark {
-        size: u64::MAX,
-        mtime_ns: i128::MIN,
-    };
-
     fn of(metadata: &std::fs::Metadata) -> Self {
         Self {
             size: metadata.len(),
@@ -597,7 +598,7 @@ mod tests {
         let mut lines = Vec::new();
         watcher.read(100, &mut lines).unwrap();
         assert!(watcher.closable());
-        watcher.close();
+        assert!(watcher.close());
         assert!(!watcher.is_open() && !watcher.closable());
         assert!(!watcher.changed_since_close(&std::fs::metadata(&path).unwrap()));
         assert!(watcher.at_end().unwrap(), "drained when closed");
@@ -609,8 +610,15 @@ mod tests {
         watcher.read(100, &mut lines).unwrap();
         assert_eq!(messages(&lines), ["two"]);
 
+        // Bytes not read yet: the file is not closed.
+        append(&path, b"three\n");
+        assert!(!watcher.close());
+        assert!(watcher.is_open());
+        lines.clear();
+        watcher.read(100, &mut lines).unwrap();
+
         // The path now names another file: it is not opened as this one.
-        watcher.close();
+        assert!(watcher.close());
         let keep_inode_busy = File::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         append(&path, b"someone else\n");

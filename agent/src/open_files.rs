@@ -91,7 +91,7 @@ mod tests {
         );
         assert_eq!(idle_to_close(&watchers, 1), vec![location("old")]);
         let old = watchers.get_mut(&location("old")).unwrap();
-        old.close();
+        assert!(old.close());
         assert!(!old.is_open());
         assert_eq!(
             idle_to_close(&watchers, 10),
