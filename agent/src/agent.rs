@@ -12,6 +12,7 @@ use signal_hook::iterator::Signals;
 use crate::checkpointer::Checkpointer;
 use crate::config::Settings;
 use crate::file_server::{Channels, FileServer};
+use crate::metrics::Metrics;
 use crate::shipper::{self, Patience, ShipperConfig};
 use crate::spool::Spool;
 
@@ -48,6 +49,15 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
             || format!("cannot open the spool in {}", state_dir.display()),
         )?)),
     };
+    let metrics = Arc::new(Metrics::default());
+    if let Some(address) = settings.metrics_listen {
+        let listener = std::net::TcpListener::bind(address)
+            .with_context(|| format!("metrics_listen: cannot listen on {address}"))?;
+        let bound = listener.local_addr().unwrap_or(address);
+        crate::metrics_http::start(listener, metrics.clone())
+            .context("cannot start the metrics thread")?;
+        tracing::info!(address = %bound, "serving /metrics");
+    }
 
     let (settled_sender, settled) = crossbeam_channel::unbounded();
     let (batches, client) = shipper::start(
@@ -59,6 +69,7 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
         settings.max_in_flight,
         Patience::for_senders(spool.is_some(), settings.servers.len()),
         settled_sender,
+        metrics.clone(),
     );
     if let Some(spool) = &spool {
         crate::replay::start(spool.clone(), client, settings.max_in_flight);
@@ -73,6 +84,7 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
             signals,
         },
         spool,
+        metrics,
     )?
     .run()
 }

@@ -217,7 +217,6 @@ impl Checkpointer {
     }
 
     /// The acked offset of a file, if tracked.
-    #[cfg(test)]
     pub(crate) fn acked_offset(&self, file_id: &FileId) -> Option<ByteOffset> {
         self.files.get(file_id).map(|state| state.record.offset)
     }

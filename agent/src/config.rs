@@ -102,6 +102,14 @@ pub(crate) struct ConfigFile {
     /// batches while no server takes them; 0 turns the spool off.
     #[serde(default = "default_spool_max_bytes")]
     pub(crate) spool_max_bytes: u64,
+    /// Most descriptors of followed files held at once; idle files read to
+    /// their end are closed and opened again when they grow.
+    #[serde(default = "default_max_open_files")]
+    pub(crate) max_open_files: usize,
+    /// Serve Prometheus `/metrics` on this address (`127.0.0.1:9464`);
+    /// off when unset.
+    #[serde(default)]
+    pub(crate) metrics_listen: Option<String>,
 }
 
 /// One `[[inputs]]` table.
@@ -176,6 +184,9 @@ const fn default_spool_max_bytes() -> u64 {
 }
 /// The smallest spool bound other than 0 (off).
 const MIN_SPOOL_MAX_BYTES: u64 = 64 << 10;
+const fn default_max_open_files() -> usize {
+    512
+}
 
 /// Where the state lives when nothing says otherwise.
 pub(crate) const DEFAULT_STATE_DIR: &str = "/var/lib/loghound-agent";
@@ -194,6 +205,8 @@ pub(crate) struct Overrides {
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) rescan_interval_ms: Option<u64>,
     pub(crate) spool_max_bytes: Option<u64>,
+    pub(crate) max_open_files: Option<usize>,
+    pub(crate) metrics_listen: Option<String>,
 }
 
 /// A group of globs sharing tags.
@@ -225,6 +238,8 @@ pub(crate) struct Settings {
     pub(crate) shutdown_timeout_ms: u64,
     pub(crate) zstd_level: i32,
     pub(crate) spool_max_bytes: u64,
+    pub(crate) max_open_files: usize,
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ConfigFile {
@@ -361,6 +376,18 @@ pub(crate) fn resolve(
         shutdown_timeout_ms: file.shutdown_timeout_ms,
         zstd_level: file.zstd_level,
         spool_max_bytes: overrides.spool_max_bytes.unwrap_or(file.spool_max_bytes),
+        max_open_files: overrides.max_open_files.unwrap_or(file.max_open_files),
+        metrics_listen: match overrides.metrics_listen.or(file.metrics_listen) {
+            Some(text) => Some(text.parse().map_err(|error| {
+                invalid(
+                    "metrics_listen",
+                    format!(
+                        "{text:?} is not an IP address and port such as 127.0.0.1:9464: {error}"
+                    ),
+                )
+            })?),
+            None => None,
+        },
     };
     let in_range = |key: &str, value: u64, min: u64, max: u64| {
         if (min..=max).contains(&value) {
@@ -413,6 +440,9 @@ pub(crate) fn resolve(
             )
         })?;
     }
+    // Below 8 the descriptors needed to identify new files and check for
+    // copies would leave almost none for reading.
+    in_range("max_open_files", settings.max_open_files as u64, 8, 1 << 20)?;
     if !(1..=19).contains(&settings.zstd_level) {
         return Err(invalid(
             "zstd_level",
@@ -516,6 +546,8 @@ mod tests {
         assert_eq!(settings.shutdown_timeout_ms, 5000);
         assert_eq!(settings.zstd_level, 3);
         assert_eq!(settings.spool_max_bytes, 1 << 30);
+        assert_eq!(settings.max_open_files, 512);
+        assert_eq!(settings.metrics_listen, None);
         assert_eq!(settings.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     }
 
@@ -587,6 +619,27 @@ mod tests {
         let file = parse("spool_max_bytes = 5000000").unwrap();
         let settings = resolve(Some((Path::new("agent.toml"), file)), minimal()).unwrap();
         assert_eq!(settings.spool_max_bytes, 5_000_000);
+    }
+
+    #[test]
+    fn max_open_files_and_metrics_listen_are_checked() {
+        let file = parse("max_open_files = 50\nmetrics_listen = \"127.0.0.1:9464\"").unwrap();
+        let settings = resolve(Some((Path::new("agent.toml"), file)), minimal()).unwrap();
+        assert_eq!(settings.max_open_files, 50);
+        assert_eq!(
+            settings.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let file = parse("metrics_listen = \"localhost\"").unwrap();
+        let error = resolve(Some((Path::new("agent.toml"), file)), minimal())
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("agent.toml: metrics_listen:"), "{error}");
+        let file = parse("max_open_files = 3").unwrap();
+        let error = resolve(Some((Path::new("agent.toml"), file)), minimal())
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("agent.toml: max_open_files:"), "{error}");
     }
 
     #[test]

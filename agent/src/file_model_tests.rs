@@ -351,6 +351,7 @@ fn start_agent(dir: &Path, state: &Path) -> Driven {
             signals,
         },
         None,
+        std::sync::Arc::new(crate::metrics::Metrics::default()),
     )
     .unwrap();
     Driven { server, batches }

@@ -8,10 +8,18 @@
 //! the files are the buffer. A batch counts as settled once it is acked
 //! or durably spooled; while the spool holds anything, new batches are
 //! spooled behind it, so delivery stays oldest first.
+//!
+//! Descriptors are bounded by `max_open_files`: when a file must be opened
+//! and none is free, the longest idle drained files are closed
+//! (`open_files.rs`); a closed file is opened again when a rescan or a
+//! change event shows it changed. When no file can be closed (all have
+//! unread bytes, or are deleted or rotated away and not drained yet), new
+//! files wait for a descriptor until one drains.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,7 +37,9 @@ use crate::discovery::{PathsProvider, Tags};
 use crate::file_watcher::{FileWatcher, ReadStatus};
 use crate::fingerprint::{self, DevInode};
 use crate::lines::RawLine;
+use crate::metrics::{ErrorNote, FileLag, Metrics};
 use crate::multiline::{Joined, Joiner, SPLIT_TAG};
+use crate::open_files::{self, RESERVED_DESCRIPTORS};
 use crate::shipper::{Outcome, Settled};
 use crate::spool::Spool;
 use crate::watch::FsWatch;
@@ -85,6 +95,23 @@ pub(crate) struct FileServer {
     /// Streams with an open multi-line group, by stream: a group outlives
     /// its watcher's identity (truncation) and is flushed by its timeout.
     joiners: HashMap<FileId, OpenGroup>,
+    metrics: Arc<Metrics>,
+    /// Descriptors followed files may hold (`max_open_files` less the
+    /// reserve for identifying new files).
+    max_watchers_open: usize,
+    /// Watchers holding a descriptor.
+    num_open: usize,
+    /// New files waiting for a descriptor.
+    waiting: HashMap<PathBuf, Tags>,
+    /// Closed files with bytes to read, waiting for a descriptor.
+    waiting_reopen: HashSet<DevInode>,
+    /// No file could be closed since the last drain, release or rescan:
+    /// don't look for one again until then.
+    room_exhausted: bool,
+    /// The last error met on each path, for `status`.
+    file_errors: BTreeMap<PathBuf, ErrorNote>,
+    /// [`Metrics::error_generation`] when `status.json` was last written.
+    errors_written: u64,
 }
 
 /// A stream's joiner and what its events are labelled with.
@@ -108,6 +135,7 @@ impl FileServer {
         checkpointer: Checkpointer,
         channels: Channels,
         spool: Option<Arc<Spool>>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let provider =
             PathsProvider::new(&settings.inputs, &settings.exclude).map_err(anyhow::Error::msg)?;
@@ -116,6 +144,10 @@ impl FileServer {
             Duration::from_millis(settings.batch_max_age_ms),
             settings.zstd_level,
         );
+        let max_watchers_open = settings
+            .max_open_files
+            .saturating_sub(RESERVED_DESCRIPTORS)
+            .max(1);
         Ok(Self {
             settings,
             host,
@@ -136,6 +168,14 @@ impl FileServer {
             spool,
             spool_full: false,
             joiners: HashMap::new(),
+            metrics,
+            max_watchers_open,
+            num_open: 0,
+            waiting: HashMap::new(),
+            waiting_reopen: HashSet::new(),
+            room_exhausted: false,
+            file_errors: BTreeMap::new(),
+            errors_written: 0,
         })
     }
 
@@ -197,6 +237,9 @@ impl FileServer {
             }
             self.read_ready()?;
             self.flush_groups(None)?;
+            if self.ready.is_empty() {
+                self.admit_waiting();
+            }
             if let Some(batch) = self.batcher.poll(Instant::now())? {
                 self.submit(batch)?;
             }
@@ -258,6 +301,7 @@ impl FileServer {
 
     /// Re-globs, re-stats every known file and releases vanished ones.
     fn rescan(&mut self) -> anyhow::Result<()> {
+        self.room_exhausted = false;
         self.fs_watch.watch_roots(&self.provider.roots());
         let mut seen = HashSet::new();
         let mut by_path = HashMap::new();
@@ -269,6 +313,7 @@ impl FileServer {
         }
         self.by_path = by_path;
         let mut released = Vec::new();
+        let mut errors = Vec::new();
         for (location, watcher) in &mut self.watchers {
             if seen.contains(location) {
                 watcher.missing_rescans = 0;
@@ -282,7 +327,11 @@ impl FileServer {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    tracing::warn!(%error, path = %watcher.path().display(), "cannot check file")
+                    tracing::warn!(%error, path = %watcher.path().display(), "cannot check file");
+                    errors.push((
+                        watcher.path().to_path_buf(),
+                        format!("cannot check: {error}"),
+                    ));
                 }
             }
             let gone = watcher.missing_rescans >= RELEASE_AFTER_MISSING_RESCANS;
@@ -290,11 +339,26 @@ impl FileServer {
                 released.push(*location);
             }
         }
+        for (path, message) in errors {
+            self.note_file_error(&path, message);
+        }
         let any_released = !released.is_empty();
         for location in released {
             self.release(location)?;
         }
-        self.ready.extend(self.watchers.keys().copied());
+        // Closed files were marked ready by `follow` if they changed.
+        self.ready.extend(
+            self.watchers
+                .iter()
+                .filter(|(_, watcher)| watcher.is_open())
+                .map(|(location, _)| *location),
+        );
+        debug_assert_eq!(
+            self.num_open,
+            self.watchers.values().filter(|w| w.is_open()).count()
+        );
+        self.publish_files();
+        self.write_status_if_new_errors();
         self.next_rescan = Instant::now() + Duration::from_millis(self.settings.rescan_interval_ms);
         if any_released && !self.shadowed.is_empty() {
             // A shadowed copy may continue a released file.
@@ -373,6 +437,10 @@ impl FileServer {
         let Some(watcher) = self.watchers.remove(&location) else {
             return Ok(());
         };
+        if watcher.is_open() {
+            self.num_open -= 1;
+        }
+        self.room_exhausted = false;
         if let Some(ended) = watcher.ended() {
             remember_ended(&mut self.ended, ended);
         }
@@ -388,11 +456,12 @@ impl FileServer {
 
     /// Makes sure the file at `path` is followed; returns its location.
     fn follow(&mut self, path: &Path, tags: Tags) -> Option<DevInode> {
-        let location = match std::fs::metadata(path) {
-            Ok(metadata) => DevInode::of(&metadata),
-            Err(_) => return None,
-        };
+        let metadata = std::fs::metadata(path).ok()?;
+        let location = DevInode::of(&metadata);
         if let Some(watcher) = self.watchers.get_mut(&location) {
+            if watcher.changed_since_close(&metadata) {
+                self.ready.insert(location);
+            }
             if watcher.path() != path {
                 tracing::info!(from = %watcher.path().display(), to = %path.display(), "file renamed");
                 watcher.set_path(path, tags);
@@ -401,6 +470,10 @@ impl FileServer {
                 }
             }
             return Some(location);
+        }
+        if !self.make_room(1) {
+            self.waiting.insert(path.to_path_buf(), tags);
+            return None;
         }
         let opened = match self.origin(path, location) {
             Ok(Some((file, Origin::Continues(ended)))) => {
@@ -419,6 +492,7 @@ impl FileServer {
                 self.shadowed.remove(path);
                 let location = watcher.location();
                 self.watchers.insert(location, watcher);
+                self.num_open += 1;
                 self.ready.insert(location);
                 return Some(location);
             }
@@ -434,13 +508,20 @@ impl FileServer {
                 }
                 return None;
             }
-            Ok(_) => {
+            Ok(Some((file, _))) => {
                 // A file that still looks like a copy after the grace period
                 // is read as a file of its own: two files may simply hold
                 // the same lines, and reading twice beats never reading.
                 self.shadowed.remove(path);
-                FileWatcher::open(path, tags, self.settings.max_line_bytes, &self.checkpointer)
+                FileWatcher::open_file(
+                    path,
+                    file,
+                    tags,
+                    self.settings.max_line_bytes,
+                    &self.checkpointer,
+                )
             }
+            Ok(None) => Ok(None),
             Err(error) => Err(error),
         };
         match opened {
@@ -455,6 +536,7 @@ impl FileServer {
                 }
                 let location = watcher.location();
                 self.watchers.insert(location, watcher);
+                self.num_open += 1;
                 self.ready.insert(location);
                 Some(location)
             }
@@ -462,6 +544,7 @@ impl FileServer {
             Err(error) => {
                 if self.open_failures.insert(path.to_path_buf()) {
                     tracing::warn!(%error, path = %path.display(), "cannot open file");
+                    self.note_file_error(path, format!("cannot open: {error}"));
                 }
                 None
             }
@@ -493,6 +576,9 @@ impl FileServer {
             .map(|(other, _)| *other)
             .collect();
         for other in same_start {
+            if !self.ensure_open(other) {
+                continue;
+            }
             let watcher = self.watchers.get_mut(&other).expect("listed above");
             // A copytruncate whose truncation we have not seen yet: end the
             // original's stream now, so the copy can continue it.
@@ -502,7 +588,7 @@ impl FileServer {
                 remember_ended(&mut self.ended, old);
                 continue;
             }
-            if copies::is_copy_of_live(&file, size, watcher.file())? {
+            if copies::is_copy_of_live(&file, size, watcher.file()?)? {
                 return Ok(Some((file, Origin::CopyOfLive)));
             }
         }
@@ -538,16 +624,28 @@ impl FileServer {
         }
         for path in &event.paths {
             let known = self.by_path.get(path).copied();
-            let current = std::fs::metadata(path).ok().map(|m| DevInode::of(&m));
-            match (known, current) {
-                (Some(known), Some(current)) if known == current => {
-                    self.ready.insert(known);
+            let metadata = std::fs::metadata(path).ok();
+            let current = metadata.as_ref().map(DevInode::of);
+            match (known, current, &metadata) {
+                (Some(known), Some(current), Some(metadata)) if known == current => {
+                    if self
+                        .watchers
+                        .get(&known)
+                        .is_some_and(|w| w.is_open() || w.changed_since_close(metadata))
+                    {
+                        self.ready.insert(known);
+                    }
                 }
-                (known, _) => {
+                (known, current, metadata) => {
                     // Gone, replaced or new: read what is left of the old
                     // file and pick up the new one.
                     if let Some(known) = known {
-                        self.ready.insert(known);
+                        if self.watchers.get(&known).is_some_and(FileWatcher::is_open) {
+                            self.ready.insert(known);
+                        }
+                    }
+                    if let (Some(current), Some(metadata)) = (current, metadata) {
+                        self.closed_file_renamed(current, path, metadata);
                     }
                     if let Some(tags) = self.provider.matches(path) {
                         if let Some(location) = self.follow(path, tags) {
@@ -560,13 +658,32 @@ impl FileServer {
     }
 
     fn read_ready(&mut self) -> anyhow::Result<()> {
-        let keys: Vec<DevInode> = self.ready.iter().copied().collect();
+        // Open files first: read to their end, they can make room for the
+        // closed ones that changed.
+        let mut keys: Vec<DevInode> = self.ready.iter().copied().collect();
+        keys.sort_by_key(|location| {
+            !self
+                .watchers
+                .get(location)
+                .is_some_and(FileWatcher::is_open)
+        });
         for location in keys {
             if self.backpressured() {
                 return Ok(());
             }
+            // Closed meanwhile to make room for another.
+            if !self.ready.contains(&location) {
+                continue;
+            }
+            match self.watchers.get(&location).map(FileWatcher::is_open) {
+                None => {
+                    self.ready.remove(&location);
+                    continue;
+                }
+                Some(false) if !self.ensure_open(location) => continue,
+                Some(_) => {}
+            }
             let Some(watcher) = self.watchers.get_mut(&location) else {
-                self.ready.remove(&location);
                 continue;
             };
             self.lines.clear();
@@ -574,6 +691,7 @@ impl FileServer {
                 Ok(ReadStatus::Lines { more }) => {
                     if !more {
                         self.ready.remove(&location);
+                        self.room_exhausted = false;
                     }
                     self.emit(location)?;
                 }
@@ -603,7 +721,9 @@ impl FileServer {
                 }
                 Err(error) => {
                     tracing::warn!(%error, path = %watcher.path().display(), "cannot read file");
+                    let path = watcher.path().to_path_buf();
                     self.ready.remove(&location);
+                    self.note_file_error(&path, format!("cannot read: {error}"));
                 }
             }
         }
@@ -625,6 +745,11 @@ impl FileServer {
             watcher.tags().clone(),
         );
         let lines = std::mem::take(&mut self.lines);
+        let bytes: u64 = lines.iter().map(|l| l.end_offset.0 - l.offset.0).sum();
+        self.metrics
+            .lines_read
+            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+        self.metrics.bytes_read.fetch_add(bytes, Ordering::Relaxed);
         let Some(settings) = tags.multiline.clone() else {
             let joined = lines.into_iter().map(Joined::from).collect();
             return self.ship(&file_id, &source, &tags, joined);
@@ -733,6 +858,17 @@ impl FileServer {
             return Ok(());
         }
         self.num_unsettled += 1;
+        let metrics = &self.metrics;
+        metrics
+            .lines_shipped
+            .fetch_add(batch.num_events as u64, Ordering::Relaxed);
+        metrics.batches_shipped.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .bytes_shipped
+            .fetch_add(batch.body.len() as u64, Ordering::Relaxed);
+        metrics
+            .batches_in_flight
+            .store(self.num_unsettled as u64, Ordering::Relaxed);
         self.channels
             .batches
             .send(batch)
@@ -749,7 +885,14 @@ impl FileServer {
             }
         }
         self.num_unsettled = self.num_unsettled.saturating_sub(1);
+        self.metrics
+            .batches_in_flight
+            .store(self.num_unsettled as u64, Ordering::Relaxed);
         if let Outcome::Acked(answer) = &settled.outcome {
+            self.metrics
+                .lines_acked
+                .fetch_add(answer.accepted + answer.duplicates, Ordering::Relaxed);
+            self.metrics.batches_acked.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 seq = settled.seq.0,
                 accepted = answer.accepted,
@@ -775,6 +918,190 @@ impl FileServer {
     fn persist(&mut self) {
         if let Err(error) = self.checkpointer.persist() {
             tracing::error!(%error, "checkpoint write failed");
+            self.metrics
+                .note_error(format!("checkpoint write failed: {error}"));
+        }
+        self.publish_files();
+        self.write_status_if_new_errors();
+    }
+
+    /// Makes room for `needed` more open descriptors under
+    /// `max_open_files`, closing the longest idle drained files (a batch of
+    /// them, so the search is not repeated for every file); false if not
+    /// enough could be closed.
+    fn make_room(&mut self, needed: usize) -> bool {
+        if self.num_open + needed <= self.max_watchers_open {
+            return true;
+        }
+        if self.room_exhausted {
+            return false;
+        }
+        let excess = self.num_open + needed - self.max_watchers_open;
+        let batch = excess.max(self.max_watchers_open / 8);
+        for location in open_files::idle_to_close(&self.watchers, batch) {
+            // A file written to since it was picked stays open.
+            if self
+                .watchers
+                .get_mut(&location)
+                .is_some_and(FileWatcher::close)
+            {
+                self.num_open -= 1;
+                self.ready.remove(&location);
+            }
+        }
+        if self.num_open + needed <= self.max_watchers_open {
+            return true;
+        }
+        self.room_exhausted = true;
+        false
+    }
+
+    /// Opens the watcher at `location` again if it was closed; false if
+    /// it cannot be read now (no descriptor free: it waits; or its path
+    /// names another file now).
+    fn ensure_open(&mut self, location: DevInode) -> bool {
+        match self.watchers.get(&location) {
+            None => return false,
+            Some(watcher) if watcher.is_open() => return true,
+            Some(_) => {}
+        }
+        if !self.make_room(1) {
+            self.ready.remove(&location);
+            self.waiting_reopen.insert(location);
+            return false;
+        }
+        let watcher = self.watchers.get_mut(&location).expect("present above");
+        match watcher.reopen() {
+            Ok(true) => {
+                self.num_open += 1;
+                match watcher.check_truncated() {
+                    Ok(Some(old)) => {
+                        self.checkpointer.retire(&old.identity.file_id);
+                        remember_ended(&mut self.ended, old);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, path = %watcher.path().display(), "cannot check file")
+                    }
+                }
+                true
+            }
+            Ok(false) => {
+                tracing::info!(path = %watcher.path().display(), "a closed file is no longer at its path; what was appended to it since it was closed cannot be read");
+                self.ready.remove(&location);
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%error, path = %watcher.path().display(), "cannot open file again");
+                let path = watcher.path().to_path_buf();
+                self.ready.remove(&location);
+                self.note_file_error(&path, format!("cannot open again: {error}"));
+                false
+            }
+        }
+    }
+
+    /// A change event found the closed file at `location` under `path`
+    /// (renamed, maybe out of the globs): follow it there, so what is
+    /// appended to it before it is released is still read.
+    fn closed_file_renamed(
+        &mut self,
+        location: DevInode,
+        path: &Path,
+        metadata: &std::fs::Metadata,
+    ) {
+        let Some(watcher) = self.watchers.get_mut(&location) else {
+            return;
+        };
+        if watcher.is_open() || watcher.path() == path {
+            return;
+        }
+        tracing::info!(from = %watcher.path().display(), to = %path.display(), "closed file renamed");
+        let tags = watcher.tags().clone();
+        watcher.set_path(path, tags);
+        if let Some(identity) = watcher.identity() {
+            self.checkpointer.set_path(&identity.file_id, path);
+        }
+        if watcher.changed_since_close(metadata) {
+            self.ready.insert(location);
+        }
+    }
+
+    /// Gives files waiting for a descriptor their turn, when reading has
+    /// nothing else to do.
+    fn admit_waiting(&mut self) {
+        if self.room_exhausted || (self.waiting.is_empty() && self.waiting_reopen.is_empty()) {
+            return;
+        }
+        for location in std::mem::take(&mut self.waiting_reopen) {
+            if self.watchers.contains_key(&location) {
+                self.ready.insert(location);
+            }
+        }
+        for (path, tags) in std::mem::take(&mut self.waiting) {
+            if let Some(location) = self.follow(&path, tags) {
+                self.by_path.insert(path, location);
+            }
+        }
+    }
+
+    /// Records an error met on `path`, for `status` and `/metrics`.
+    fn note_file_error(&mut self, path: &Path, message: String) {
+        self.metrics
+            .note_error(format!("{}: {message}", path.display()));
+        self.file_errors
+            .insert(path.to_path_buf(), ErrorNote::now(message));
+    }
+
+    /// Publishes the followed files and their acked offsets to `/metrics`.
+    fn publish_files(&mut self) {
+        let files = self
+            .watchers
+            .values()
+            .filter_map(|watcher| {
+                let identity = watcher.identity()?;
+                Some(FileLag {
+                    path: watcher.path().to_path_buf(),
+                    dev: identity.location.dev,
+                    inode: identity.location.inode,
+                    acked: self
+                        .checkpointer
+                        .acked_offset(&identity.file_id)
+                        .map_or(0, |offset| offset.0),
+                })
+            })
+            .collect();
+        self.metrics.set_files(files);
+        self.metrics
+            .files_open
+            .store(self.num_open as u64, Ordering::Relaxed);
+        let num_waiting = (self.waiting.len() + self.waiting_reopen.len()) as u64;
+        let before = self
+            .metrics
+            .files_waiting
+            .swap(num_waiting, Ordering::Relaxed);
+        if before == 0 && num_waiting > 0 {
+            tracing::warn!(
+                max_open_files = self.settings.max_open_files,
+                num_waiting,
+                "max_open_files reached and no file can be closed yet; files wait for a descriptor until others are read to their end"
+            );
+        }
+    }
+
+    /// Writes `status.json` when an error was met since the last write.
+    fn write_status_if_new_errors(&mut self) {
+        let generation = self.metrics.error_generation.load(Ordering::Relaxed);
+        if generation == self.errors_written {
+            return;
+        }
+        match crate::status_file::store(
+            &self.settings.state_dir,
+            self.metrics.last_error(),
+            self.file_errors.clone(),
+        ) {
+            Ok(()) => self.errors_written = generation,
+            Err(error) => tracing::warn!(%error, "cannot write the status file"),
         }
     }
 

@@ -6,6 +6,13 @@
 //! file open, so a file deleted or renamed while followed can still be read
 //! to its end, and its inode cannot be reused meanwhile.
 //!
+//! To bound open descriptors (`max_open_files`) the scheduler may
+//! [`FileWatcher::close`] a file that is drained, still has a name and is
+//! at its path; the watcher then remembers the size and modification time
+//! it had, and [`FileWatcher::reopen`] opens its path again only if the
+//! path still names the same inode in the same life (device, inode, birth
+//! time), so a path that now names another file is never read as this one.
+//!
 //! Life cycle: opened (no identity until its first line is complete) →
 //! identified → read, any number of times → either truncated (the stream
 //! ends as an [`EndedStream`]; reading restarts at 0 under the next
@@ -17,6 +24,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use loghound_shared::ByteOffset;
 
@@ -48,7 +56,12 @@ pub(crate) enum ReadStatus {
 #[derive(Debug)]
 pub(crate) struct FileWatcher {
     path: PathBuf,
-    file: File,
+    /// `None` while closed to save a descriptor (see the module docs).
+    file: Option<File>,
+    /// Size and modification time when the file was closed.
+    closed: Option<StatMark>,
+    /// When bytes were last read: the longest idle files are closed first.
+    last_active: Instant,
     location: DevInode,
     generation: u32,
     identity: Option<Identity>,
@@ -65,13 +78,24 @@ pub(crate) struct FileWatcher {
 impl FileWatcher {
     /// Opens `path` and resumes from its checkpoint, if any. `None` while
     /// the file has no identity yet.
+    #[cfg(test)]
     pub(crate) fn open(
         path: &Path,
         tags: Tags,
         max_line_bytes: usize,
         checkpoints: &Checkpointer,
     ) -> io::Result<Option<Self>> {
-        let file = File::open(path)?;
+        Self::open_file(path, File::open(path)?, tags, max_line_bytes, checkpoints)
+    }
+
+    /// [`FileWatcher::open`] for a file the caller already opened at `path`.
+    pub(crate) fn open_file(
+        path: &Path,
+        file: File,
+        tags: Tags,
+        max_line_bytes: usize,
+        checkpoints: &Checkpointer,
+    ) -> io::Result<Option<Self>> {
         let metadata = file.metadata()?;
         let location = DevInode::of(&metadata);
         let Some(print) = fingerprint::fingerprint(&file)? else {
@@ -135,7 +159,9 @@ impl FileWatcher {
     ) -> Self {
         Self {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
+            closed: None,
+            last_active: Instant::now(),
             location: identity.location,
             generation: identity.generation,
             identity: Some(identity),
@@ -147,9 +173,76 @@ impl FileWatcher {
         }
     }
 
-    /// The open file.
-    pub(crate) fn file(&self) -> &File {
-        &self.file
+    /// The open file; an error while the watcher is closed.
+    pub(crate) fn file(&self) -> io::Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("file is closed"))
+    }
+
+    /// Whether the watcher holds a descriptor.
+    pub(crate) fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// When bytes were last read from the file.
+    pub(crate) fn last_active(&self) -> Instant {
+        self.last_active
+    }
+
+    /// Whether the descriptor may be given up: open, found at its path by
+    /// the last rescan, not deleted, and read to its end. A file with
+    /// unread bytes is never closed.
+    pub(crate) fn closable(&self) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        self.missing_rescans == 0
+            && file.metadata().is_ok_and(|metadata| {
+                metadata.nlink() > 0 && metadata.len() <= self.splitter.consumed().0
+            })
+    }
+
+    /// Gives up the descriptor, remembering size and modification time;
+    /// false (and nothing changes) unless the file is read to its end. The
+    /// mark comes from the same `fstat` as that check, so bytes appended
+    /// between a [`FileWatcher::closable`] and the close show as a change.
+    pub(crate) fn close(&mut self) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        let Ok(metadata) = file.metadata() else {
+            return false;
+        };
+        if metadata.len() > self.splitter.consumed().0 || metadata.nlink() == 0 {
+            return false;
+        }
+        self.closed = Some(StatMark::of(&metadata));
+        self.file = None;
+        true
+    }
+
+    /// For a closed file: whether `metadata` (of its path) shows a change
+    /// since it was closed, so it must be opened and read again.
+    pub(crate) fn changed_since_close(&self, metadata: &std::fs::Metadata) -> bool {
+        self.closed
+            .is_some_and(|mark| mark != StatMark::of(metadata))
+    }
+
+    /// Opens the path of a closed watcher again. `Ok(false)` when the path
+    /// no longer names this file (device, inode and birth time differ):
+    /// the watcher stays closed and is never fed another file's bytes.
+    pub(crate) fn reopen(&mut self) -> io::Result<bool> {
+        if self.file.is_some() {
+            return Ok(true);
+        }
+        let file = File::open(&self.path)?;
+        if DevInode::of(&file.metadata()?) != self.location {
+            return Ok(false);
+        }
+        self.file = Some(file);
+        self.closed = None;
+        Ok(true)
     }
 
     /// Ships the partial last line as it is, for a file that is released
@@ -203,13 +296,22 @@ impl FileWatcher {
     }
 
     /// The file has no more names: it was deleted while we hold it open.
+    /// A closed file counts as deleted once its path names another file.
     pub(crate) fn is_deleted(&self) -> io::Result<bool> {
-        Ok(self.file.metadata()?.nlink() == 0)
+        match &self.file {
+            Some(file) => Ok(file.metadata()?.nlink() == 0),
+            None => Ok(std::fs::metadata(&self.path)
+                .map_or(true, |metadata| DevInode::of(&metadata) != self.location)),
+        }
     }
 
-    /// Everything in the file has been read.
+    /// Everything in the file has been read. A closed file was read to its
+    /// end when it was closed.
     pub(crate) fn at_end(&self) -> io::Result<bool> {
-        Ok(self.file.metadata()?.len() <= self.splitter.consumed().0)
+        match &self.file {
+            Some(file) => Ok(file.metadata()?.len() <= self.splitter.consumed().0),
+            None => Ok(true),
+        }
     }
 
     /// Reads up to `max_bytes` of what was appended, pushing complete lines
@@ -219,12 +321,13 @@ impl FileWatcher {
         max_bytes: usize,
         lines: &mut Vec<RawLine>,
     ) -> io::Result<ReadStatus> {
-        let size = self.file.metadata()?.len();
-        if size < self.splitter.consumed().0 || self.rewritten_below_position()? {
+        let file = self.file()?;
+        let size = file.metadata()?.len();
+        if size < self.splitter.consumed().0 || self.rewritten_below_position(file)? {
             return Ok(self.truncated(size));
         }
         if self.identity.is_none() {
-            return match fingerprint::fingerprint(&self.file)? {
+            return match fingerprint::fingerprint(self.file()?)? {
                 Some(print) => {
                     self.identity = Some(Identity::new(self.location, print, self.generation));
                     Ok(ReadStatus::Identified)
@@ -241,7 +344,8 @@ impl FileWatcher {
             }
             let want = (available.min(budget as u64) as usize).min(READ_CHUNK_BYTES);
             self.buffer.resize(want, 0);
-            let read = match self.file.read_at(&mut self.buffer, position) {
+            let file = self.file.as_ref().expect("checked open above");
+            let read = match file.read_at(&mut self.buffer, position) {
                 Ok(0) => return Ok(ReadStatus::Lines { more: false }),
                 Ok(read) => read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -249,6 +353,7 @@ impl FileWatcher {
             };
             self.splitter.push(&self.buffer[..read], lines);
             remember_tail(&mut self.tail, &self.buffer[..read]);
+            self.last_active = Instant::now();
             budget -= read;
         }
         Ok(ReadStatus::Lines {
@@ -260,7 +365,7 @@ impl FileWatcher {
     /// read there: the file was truncated and written past our position
     /// between two looks (copytruncate under a busy writer), so its size
     /// alone does not tell. One small read per call.
-    fn rewritten_below_position(&self) -> io::Result<bool> {
+    fn rewritten_below_position(&self, file: &File) -> io::Result<bool> {
         let position = self.splitter.consumed().0;
         let check = self.tail.len().min(REWRITE_CHECK_BYTES);
         if check == 0 || position < check as u64 {
@@ -268,7 +373,7 @@ impl FileWatcher {
         }
         let mut on_disk = [0u8; REWRITE_CHECK_BYTES];
         let on_disk = &mut on_disk[..check];
-        match self.file.read_exact_at(on_disk, position - check as u64) {
+        match file.read_exact_at(on_disk, position - check as u64) {
             Ok(()) => {}
             // Shorter than our position: truncated.
             Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
@@ -279,14 +384,15 @@ impl FileWatcher {
 
     /// Whether the file was truncated since the last look: it shrank below
     /// our position, or its first line changed (truncated and rewritten
-    /// between two looks). Returns the stream that ended.
+    /// between two looks). Returns the stream that ended. A closed file is
+    /// checked when it is opened again.
     pub(crate) fn check_truncated(&mut self) -> io::Result<Option<EndedStream>> {
-        let Some(identity) = &self.identity else {
+        let (Some(identity), Some(file)) = (&self.identity, &self.file) else {
             return Ok(None);
         };
-        let size = self.file.metadata()?.len();
+        let size = file.metadata()?.len();
         let rewritten = size >= self.splitter.consumed().0
-            && fingerprint::fingerprint(&self.file)?.is_some_and(|p| p != identity.fingerprint);
+            && fingerprint::fingerprint(file)?.is_some_and(|p| p != identity.fingerprint);
         if size < self.splitter.consumed().0 || rewritten {
             return Ok(match self.truncated(size) {
                 ReadStatus::Truncated { old } => old,
@@ -311,6 +417,24 @@ impl FileWatcher {
         self.tail.clear();
         self.identity = None;
         ReadStatus::Truncated { old }
+    }
+}
+
+/// What a stat says about a closed file's content: size and modification
+/// time (ns). Equal marks mean nothing was written since the file was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatMark {
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl StatMark {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        Self {
+            size: metadata.len(),
+            mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000
+                + i128::from(metadata.mtime_nsec()),
+        }
     }
 }
 
@@ -460,6 +584,48 @@ mod tests {
             messages(&lines),
             ["header", "new line 1 is longer", "new line 2 is longer"]
         );
+    }
+
+    #[test]
+    fn closed_file_reopens_only_as_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, b"one\n");
+        let checkpoints = Checkpointer::load(dir.path()).unwrap();
+        let mut watcher = FileWatcher::open(&path, Tags::default(), 100, &checkpoints)
+            .unwrap()
+            .unwrap();
+        let mut lines = Vec::new();
+        watcher.read(100, &mut lines).unwrap();
+        assert!(watcher.closable());
+        assert!(watcher.close());
+        assert!(!watcher.is_open() && !watcher.closable());
+        assert!(!watcher.changed_since_close(&std::fs::metadata(&path).unwrap()));
+        assert!(watcher.at_end().unwrap(), "drained when closed");
+
+        append(&path, b"two\n");
+        assert!(watcher.changed_since_close(&std::fs::metadata(&path).unwrap()));
+        assert!(watcher.reopen().unwrap());
+        lines.clear();
+        watcher.read(100, &mut lines).unwrap();
+        assert_eq!(messages(&lines), ["two"]);
+
+        // Bytes not read yet: the file is not closed.
+        append(&path, b"three\n");
+        assert!(!watcher.close());
+        assert!(watcher.is_open());
+        lines.clear();
+        watcher.read(100, &mut lines).unwrap();
+
+        // The path now names another file: it is not opened as this one.
+        assert!(watcher.close());
+        let keep_inode_busy = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        append(&path, b"someone else\n");
+        assert!(!watcher.reopen().unwrap());
+        assert!(!watcher.is_open());
+        assert!(watcher.is_deleted().unwrap());
+        drop(keep_inode_busy);
     }
 
     #[test]

@@ -11,8 +11,11 @@
 //! - [`spool`] and [`spool_file`]: batches on disk while no server takes
 //!   them; [`replay`]: sending them once one does;
 //! - [`checkpointer`] and [`checkpoint_file`]: acked offsets, on disk;
-//! - [`file_server`]: the scheduler loop; [`agent`]: wiring;
-//! - [`status`]: the `status` subcommand.
+//! - [`file_server`]: the scheduler loop; [`open_files`]: which files
+//!   give up their descriptor under `max_open_files`; [`agent`]: wiring;
+//! - [`metrics`] and [`metrics_http`]: counters and `/metrics`;
+//! - [`status`] and [`status_file`]: the `status` subcommand and the
+//!   errors the running agent records for it.
 
 mod agent;
 mod agent_id;
@@ -28,12 +31,16 @@ mod file_server;
 mod file_watcher;
 mod fingerprint;
 mod lines;
+mod metrics;
+mod metrics_http;
 mod multiline;
+mod open_files;
 mod replay;
 mod shipper;
 mod spool;
 mod spool_file;
 mod status;
+mod status_file;
 mod watch;
 
 use std::io::IsTerminal;
@@ -64,6 +71,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Prints every checkpointed file (path, file id, acked offset, size, lag) and the spool's size.
+    /// Prints every checkpointed file: path, file id, acked offset, size,
+    /// lag and last error; then the agent's last error.
     Status {
         /// State directory of the agent.
         #[arg(long, default_value = config::DEFAULT_STATE_DIR)]
@@ -109,6 +118,12 @@ struct RunArgs {
     /// Most bytes of the disk spool used while no server takes batches; 0: no spool.
     #[arg(long, value_name = "N")]
     spool_max_bytes: Option<u64>,
+    /// Most descriptors of followed files held at once.
+    #[arg(long, value_name = "N")]
+    max_open_files: Option<usize>,
+    /// Serve Prometheus /metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -157,6 +172,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         max_in_flight: args.max_in_flight,
         rescan_interval_ms: args.rescan_interval_ms,
         spool_max_bytes: args.spool_max_bytes,
+        max_open_files: args.max_open_files,
+        metrics_listen: args.metrics_listen,
     };
     let settings = config::resolve(file, overrides)?;
     if let Some(path) = &config_path {

@@ -33,6 +33,7 @@ use rand::Rng;
 
 use crate::batcher::Batch;
 use crate::checkpointer::BatchSeq;
+use crate::metrics::Metrics;
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -164,10 +165,11 @@ pub(crate) struct Client {
     probe_interval: Duration,
     /// Single events the server refused, given up on.
     num_rejected: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Client {
-    fn new(config: ShipperConfig) -> Self {
+    fn new(config: ShipperConfig, metrics: Arc<Metrics>) -> Self {
         let http = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
@@ -182,6 +184,7 @@ impl Client {
             started: std::time::Instant::now(),
             probe_interval: PRIMARY_PROBE_INTERVAL,
             num_rejected: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -262,6 +265,11 @@ impl Client {
 
     /// Logs and counts events the server refuses even on their own.
     fn give_up(&self, events: &[loghound_shared::Event], status: u16, error: &str, seq: BatchSeq) {
+        self.metrics
+            .refused_events
+            .fetch_add(events.len().max(1) as u64, Ordering::Relaxed);
+        self.metrics
+            .note_error(format!("server refused a line ({status}): {error}"));
         for event in events {
             let num_rejected = self.num_rejected.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(status, %error, seq = seq.0, file_id = %event.file_id, offset = event.offset.0, source = %event.source, num_rejected, "server refused a line on its own; giving it up");
@@ -313,6 +321,9 @@ impl Client {
                     retry_after,
                 } => {
                     num_failures += 1;
+                    self.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .note_error(format!("batch not delivered to {server}: {reason}"));
                     // Fail over: the next server gets the next try.
                     let next = (server_index + 1) % self.config.servers.len();
                     if next != 0 && self.current_server.load(Ordering::Relaxed) == current {
@@ -445,9 +456,10 @@ pub(crate) fn start(
     num_threads: usize,
     patience: Patience,
     settled: Sender<Settled>,
+    metrics: Arc<Metrics>,
 ) -> (Sender<Batch>, Arc<Client>) {
     let (batches, queue) = crossbeam_channel::unbounded::<Batch>();
-    let client = Arc::new(Client::new(config));
+    let client = Arc::new(Client::new(config, metrics));
     for index in 0..num_threads {
         let (client, queue, settled) = (client.clone(), queue.clone(), settled.clone());
         let spawned = thread::Builder::new()
@@ -550,11 +562,14 @@ mod tests {
     const FOREVER: Patience = Patience::forever(BACKOFF_CAP);
 
     fn client(servers: Vec<String>) -> Client {
-        Client::new(ShipperConfig {
-            servers,
-            token: "s3cret".into(),
-            agent_id: AgentId::new("agent1").unwrap(),
-        })
+        Client::new(
+            ShipperConfig {
+                servers,
+                token: "s3cret".into(),
+                agent_id: AgentId::new("agent1").unwrap(),
+            },
+            Arc::new(Metrics::default()),
+        )
     }
 
     #[test]
@@ -567,7 +582,8 @@ mod tests {
             ("HTTP/1.1 200 OK", r#"{"accepted":1,"duplicates":0}"#),
         ]);
         let started = std::time::Instant::now();
-        let outcome = client(vec![address]).deliver(&batch(), FOREVER);
+        let client = client(vec![address]);
+        let outcome = client.deliver(&batch(), FOREVER);
         assert_eq!(
             outcome,
             Outcome::Acked(IngestResponse {
@@ -579,6 +595,9 @@ mod tests {
             started.elapsed() >= Duration::from_secs(1),
             "Retry-After was honoured"
         );
+        assert_eq!(client.metrics.retries.load(Ordering::Relaxed), 1);
+        let error = client.metrics.last_error().unwrap().message;
+        assert!(error.contains("503: indexer behind"), "{error}");
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].body, seen[1].body);
@@ -716,6 +735,8 @@ mod tests {
             })
         );
         assert_eq!(client.num_rejected.load(Ordering::Relaxed), 1);
+        assert_eq!(client.metrics.refused_events.load(Ordering::Relaxed), 1);
+        assert_eq!(client.metrics.retries.load(Ordering::Relaxed), 0);
         // Every good line went through once, in file order.
         let delivered: Vec<String> = seen
             .lock()

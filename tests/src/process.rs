@@ -242,6 +242,9 @@ pub struct Agent {
     state_dir: PathBuf,
     paths: Vec<String>,
     extra_args: Vec<String>,
+    /// A command the agent is started through (its path and arguments
+    /// follow), such as `unshare -U`; empty for none.
+    wrapper: Vec<String>,
     log_path: PathBuf,
     child: Option<Child>,
 }
@@ -266,6 +269,28 @@ impl Agent {
         paths: &[impl AsRef<str>],
         extra_args: &[impl AsRef<str>],
     ) -> Agent {
+        Agent::start_wrapped(
+            &[] as &[&str],
+            server_url,
+            token,
+            state_dir,
+            paths,
+            extra_args,
+        )
+    }
+
+    /// Like [`Agent::start_with`], run through `wrapper`: the agent's path
+    /// and arguments are appended to it (e.g. `unshare -U -r sh -c SCRIPT`,
+    /// where the script ends with `exec "$0" "$@"`). The process id is the
+    /// agent's as long as the wrapper `exec`s it.
+    pub fn start_wrapped(
+        wrapper: &[impl AsRef<str>],
+        server_url: &str,
+        token: &str,
+        state_dir: &Path,
+        paths: &[impl AsRef<str>],
+        extra_args: &[impl AsRef<str>],
+    ) -> Agent {
         std::fs::create_dir_all(state_dir).expect("create the agent state directory");
         let mut agent = Agent {
             server_url: server_url.to_string(),
@@ -273,6 +298,7 @@ impl Agent {
             state_dir: state_dir.to_path_buf(),
             paths: paths.iter().map(|p| p.as_ref().to_string()).collect(),
             extra_args: extra_args.iter().map(|a| a.as_ref().to_string()).collect(),
+            wrapper: wrapper.iter().map(|a| a.as_ref().to_string()).collect(),
             log_path: log_path_for(state_dir),
             child: None,
         };
@@ -281,7 +307,14 @@ impl Agent {
     }
 
     fn spawn(&mut self) {
-        let mut command = Command::new(agent_bin());
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(agent_bin());
+                command
+            }
+            None => Command::new(agent_bin()),
+        };
         command
             .arg("--server")
             .arg(&self.server_url)
