@@ -45,6 +45,7 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
             servers: settings.servers.clone(),
             token: settings.token.clone(),
             agent_id,
+            tls_roots: settings.tls_roots.clone(),
         },
         settings.max_in_flight,
         settled_sender,

@@ -92,6 +92,10 @@ pub(crate) struct ConfigFile {
     /// zstd compression level of batches (1–19).
     #[serde(default = "default_zstd_level")]
     pub(crate) zstd_level: i32,
+    /// PEM file of the CA (one or more certificates) that signed the
+    /// servers' certificates; trusted instead of the built-in public roots.
+    #[serde(default)]
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// One `[[inputs]]` table.
@@ -147,6 +151,7 @@ pub(crate) struct Overrides {
     pub(crate) batch_max_age_ms: Option<u64>,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) rescan_interval_ms: Option<u64>,
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// A group of globs sharing tags.
@@ -176,6 +181,9 @@ pub(crate) struct Settings {
     pub(crate) max_line_bytes: usize,
     pub(crate) shutdown_timeout_ms: u64,
     pub(crate) zstd_level: i32,
+    /// The certificates of `tls_ca`, read and checked; `None`: the
+    /// built-in public roots.
+    pub(crate) tls_roots: Option<Vec<ureq::tls::Certificate<'static>>>,
 }
 
 impl ConfigFile {
@@ -290,6 +298,10 @@ pub(crate) fn resolve(
         discovery::check_glob(glob).map_err(|reason| invalid("exclude", reason))?;
     }
 
+    let tls_roots = match overrides.tls_ca.or(file.tls_ca) {
+        Some(path) => Some(read_ca(&path).map_err(|reason| invalid("tls_ca", reason))?),
+        None => None,
+    };
     let settings = Settings {
         servers,
         token,
@@ -309,6 +321,7 @@ pub(crate) fn resolve(
         max_line_bytes: file.max_line_bytes,
         shutdown_timeout_ms: file.shutdown_timeout_ms,
         zstd_level: file.zstd_level,
+        tls_roots,
     };
     let in_range = |key: &str, value: u64, min: u64, max: u64| {
         if (min..=max).contains(&value) {
@@ -351,6 +364,27 @@ pub(crate) fn resolve(
         ));
     }
     Ok(settings)
+}
+
+/// The certificates in the PEM file `path`; at least one.
+fn read_ca(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&bytes) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(error) => return Err(format!("{}: not valid PEM: {error}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no `BEGIN CERTIFICATE` block found",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 #[cfg(test)]
@@ -457,6 +491,36 @@ mod tests {
             settings.inputs[1].tags.get("app").map(String::as_str),
             Some("api")
         );
+    }
+
+    #[test]
+    fn tls_ca_is_read_and_a_bad_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing-ca.pem");
+        let error = resolve(
+            None,
+            Overrides {
+                tls_ca: Some(missing),
+                ..minimal()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("tls_ca") && error.contains("missing-ca.pem"),
+            "{error}"
+        );
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "hello\n").unwrap();
+        let file = parse(&format!("tls_ca = {:?}", garbage.display().to_string())).unwrap();
+        let error = resolve(Some((Path::new("agent.toml"), file)), minimal())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("agent.toml: tls_ca:") && error.contains("BEGIN CERTIFICATE"),
+            "{error}"
+        );
+        assert!(resolve(None, minimal()).unwrap().tls_roots.is_none());
     }
 
     #[test]

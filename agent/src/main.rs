@@ -98,6 +98,10 @@ struct RunArgs {
     /// Period of the safety-net rescan.
     #[arg(long, value_name = "N")]
     rescan_interval_ms: Option<u64>,
+    /// PEM file of the CA that signed the server's certificate; trusted
+    /// instead of the built-in public roots.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -145,6 +149,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         batch_max_age_ms: args.batch_max_age_ms,
         max_in_flight: args.max_in_flight,
         rescan_interval_ms: args.rescan_interval_ms,
+        tls_ca: args.tls_ca,
     };
     let settings = config::resolve(file, overrides)?;
     if let Some(path) = &config_path {

@@ -29,6 +29,7 @@ pub mod query;
 pub mod serve;
 pub mod sessions;
 pub mod timeparse;
+pub mod tls;
 pub mod tokens;
 pub mod wal;
 
