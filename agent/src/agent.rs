@@ -65,6 +65,7 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<()> {
             servers: settings.servers.clone(),
             token: settings.token.clone(),
             agent_id,
+            tls_roots: settings.tls_roots.clone(),
         },
         settings.max_in_flight,
         Patience::for_senders(spool.is_some(), settings.servers.len()),

@@ -110,6 +110,10 @@ pub(crate) struct ConfigFile {
     /// off when unset.
     #[serde(default)]
     pub(crate) metrics_listen: Option<String>,
+    /// PEM file of the CA (one or more certificates) that signed the
+    /// servers' certificates; trusted instead of the built-in public roots.
+    #[serde(default)]
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// One `[[inputs]]` table.
@@ -207,6 +211,7 @@ pub(crate) struct Overrides {
     pub(crate) spool_max_bytes: Option<u64>,
     pub(crate) max_open_files: Option<usize>,
     pub(crate) metrics_listen: Option<String>,
+    pub(crate) tls_ca: Option<PathBuf>,
 }
 
 /// A group of globs sharing tags.
@@ -240,6 +245,9 @@ pub(crate) struct Settings {
     pub(crate) spool_max_bytes: u64,
     pub(crate) max_open_files: usize,
     pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+    /// The certificates of `tls_ca`, read and checked; `None`: the
+    /// built-in public roots.
+    pub(crate) tls_roots: Option<Vec<ureq::tls::Certificate<'static>>>,
 }
 
 impl ConfigFile {
@@ -356,6 +364,10 @@ pub(crate) fn resolve(
         discovery::check_glob(glob).map_err(|reason| invalid("exclude", reason))?;
     }
 
+    let tls_roots = match overrides.tls_ca.or(file.tls_ca) {
+        Some(path) => Some(read_ca(&path).map_err(|reason| invalid("tls_ca", reason))?),
+        None => None,
+    };
     let settings = Settings {
         servers,
         token,
@@ -388,6 +400,7 @@ pub(crate) fn resolve(
             })?),
             None => None,
         },
+        tls_roots,
     };
     let in_range = |key: &str, value: u64, min: u64, max: u64| {
         if (min..=max).contains(&value) {
@@ -487,6 +500,27 @@ fn multiline_settings(
         max_bytes: config.max_bytes,
         flush_ms: config.flush_ms,
     })))
+}
+
+/// The certificates in the PEM file `path`; at least one.
+fn read_ca(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&bytes) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(error) => return Err(format!("{}: not valid PEM: {error}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "{}: no `BEGIN CERTIFICATE` block found",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 #[cfg(test)]
@@ -640,6 +674,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("agent.toml: max_open_files:"), "{error}");
+    }
+
+    #[test]
+    fn tls_ca_is_read_and_a_bad_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing-ca.pem");
+        let error = resolve(
+            None,
+            Overrides {
+                tls_ca: Some(missing),
+                ..minimal()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("tls_ca") && error.contains("missing-ca.pem"),
+            "{error}"
+        );
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "hello\n").unwrap();
+        let file = parse(&format!("tls_ca = {:?}", garbage.display().to_string())).unwrap();
+        let error = resolve(Some((Path::new("agent.toml"), file)), minimal())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("agent.toml: tls_ca:") && error.contains("BEGIN CERTIFICATE"),
+            "{error}"
+        );
+        assert!(resolve(None, minimal()).unwrap().tls_roots.is_none());
     }
 
     #[test]

@@ -124,6 +124,10 @@ struct RunArgs {
     /// Serve Prometheus /metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// PEM file of the CA that signed the server's certificate; trusted
+    /// instead of the built-in public roots.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -174,6 +178,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         spool_max_bytes: args.spool_max_bytes,
         max_open_files: args.max_open_files,
         metrics_listen: args.metrics_listen,
+        tls_ca: args.tls_ca,
     };
     let settings = config::resolve(file, overrides)?;
     if let Some(path) = &config_path {

@@ -52,6 +52,9 @@ pub(crate) struct ShipperConfig {
     pub(crate) servers: Vec<String>,
     pub(crate) token: String,
     pub(crate) agent_id: AgentId,
+    /// Roots to verify the servers' certificates with; `None`: the
+    /// built-in public roots (webpki-roots).
+    pub(crate) tls_roots: Option<Vec<ureq::tls::Certificate<'static>>>,
 }
 
 /// How a batch was settled.
@@ -170,7 +173,12 @@ pub(crate) struct Client {
 
 impl Client {
     fn new(config: ShipperConfig, metrics: Arc<Metrics>) -> Self {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(roots) = &config.tls_roots {
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(roots));
+        }
         let http = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
             .timeout_global(Some(Duration::from_secs(60)))
@@ -369,10 +377,16 @@ impl Client {
         let mut response = match result {
             Ok(response) => response,
             Err(error) => {
-                return Attempt::Retry {
-                    reason: error.to_string(),
-                    retry_after: None,
+                let reason = error.to_string();
+                if reason.contains("certificate") {
+                    // Retried like any failure (nothing is dropped), but
+                    // said plainly: only the operator can fix it.
+                    tracing::error!(server = %server, %reason, "server certificate refused; set tls_ca (--tls-ca) to the CA that signed it; batches are kept and retried");
                 }
+                return Attempt::Retry {
+                    reason,
+                    retry_after: None,
+                };
             }
         };
         let status = response.status().as_u16();
@@ -567,6 +581,7 @@ mod tests {
                 servers,
                 token: "s3cret".into(),
                 agent_id: AgentId::new("agent1").unwrap(),
+                tls_roots: None,
             },
             Arc::new(Metrics::default()),
         )

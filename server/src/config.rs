@@ -57,6 +57,28 @@ pub struct ServerConfig {
     /// Alert evaluation and delivery.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Serve HTTPS with this certificate; plain HTTP without it.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: the server's certificate, for HTTPS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, the server's own first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Longest time a new connection may take to finish the TLS
+    /// handshake; a client that connects and stalls is disconnected.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+/// The default of `tls.handshake_timeout_ms`.
+pub const fn default_handshake_timeout_ms() -> u64 {
+    10_000
 }
 
 /// `[alerts]`: how rules are evaluated and notifications delivered.
@@ -274,6 +296,7 @@ impl ServerConfig {
         if let Some(url) = &self.alerts.public_url {
             return url.clone();
         }
+        let scheme = self.scheme();
         let address = bound.unwrap_or(self.listen);
         if address.ip().is_unspecified() {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -281,9 +304,18 @@ impl ServerConfig {
                 .map(|h| h.trim().to_string())
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".into());
-            format!("http://{host}:{}", address.port())
+            format!("{scheme}://{host}:{}", address.port())
         } else {
-            format!("http://{address}")
+            format!("{scheme}://{address}")
+        }
+    }
+
+    /// `https` when `[tls]` is set, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -333,6 +365,11 @@ impl ServerConfig {
             || limits.max_decompressed_bytes < limits.max_line_bytes
         {
             bail!("key `limits`: byte limits must be positive and max_decompressed_bytes >= max_line_bytes");
+        }
+        if let Some(tls) = &self.tls {
+            if tls.handshake_timeout_ms == 0 || tls.handshake_timeout_ms > 600_000 {
+                bail!("key `tls.handshake_timeout_ms`: must be between 1 and 600000");
+            }
         }
         let alerts = &self.alerts;
         if alerts.max_attempts == 0 || alerts.max_attempts > 100 {
@@ -408,6 +445,28 @@ mod tests {
         assert_eq!(config.retention_days, Some(1));
         assert_eq!(ServerConfig::default().header_read_timeout_ms, 10_000);
         assert_eq!(ServerConfig::default().retention_days, None);
+    }
+
+    #[test]
+    fn tls_section_sets_the_scheme_and_is_validated() {
+        let config: ServerConfig = toml::from_str(
+            "listen = \"127.0.0.1:8443\"\n[tls]\ncert = \"/etc/loghound/cert.pem\"\nkey = \"/etc/loghound/key.pem\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let tls = config.tls.as_ref().unwrap();
+        assert_eq!(tls.handshake_timeout_ms, 10_000);
+        assert_eq!(config.public_url(None), "https://127.0.0.1:8443");
+        assert_eq!(
+            ServerConfig::default().public_url(None),
+            "http://127.0.0.1:7700"
+        );
+        let config: ServerConfig =
+            toml::from_str("[tls]\ncert = \"c\"\nkey = \"k\"\nhandshake_timeout_ms = 0\n").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("tls.handshake_timeout_ms"), "{err}");
+        let err = toml::from_str::<ServerConfig>("[tls]\ncert = \"c\"\n").unwrap_err();
+        assert!(err.to_string().contains("key"), "{err}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod serve;
 pub mod sessions;
 pub mod storage;
 pub mod timeparse;
+pub mod tls;
 pub mod tokens;
 pub mod wal;
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use loghound_server::config::ServerConfig;
+use loghound_server::config::{ServerConfig, TlsConfig};
 use loghound_server::tokens::Scope;
 
 #[derive(Parser)]
@@ -27,6 +27,12 @@ enum Command {
         /// server.toml; flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage API tokens.
     Token {
@@ -94,6 +100,10 @@ struct ServerArgs {
     /// A token with the `read` scope (`admin` to save or remove).
     #[arg(long, env = "LOGHOUND_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM file of a private CA to trust for an https:// server, instead
+    /// of the built-in public roots.
+    #[arg(long, env = "LOGHOUND_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -102,6 +112,7 @@ impl ServerArgs {
             Some(token) => Ok(loghound_server::cli::saved::Server {
                 url: self.server,
                 token,
+                ca_file: self.ca,
             }),
             None => anyhow::bail!("a token is needed: --token or LOGHOUND_TOKEN"),
         }
@@ -190,6 +201,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             data_dir,
             config,
+            tls_cert,
+            tls_key,
         } => {
             init_logging();
             let mut settings = match config {
@@ -202,6 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(data_dir) = data_dir {
                 settings.data_dir = data_dir;
             }
+            settings.tls = tls_settings(settings.tls, tls_cert, tls_key)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -285,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 limit,
                 json,
                 count_only: count,
+                ca_file: server.ca_file,
             })
         }
         Command::Histogram {
@@ -300,6 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 from: range.from,
                 to: range.to,
                 buckets,
+                ca_file: server.ca_file,
             })
         }
         Command::Tail { client, json } => {
@@ -309,8 +325,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 token: server.token,
                 query: client.query,
                 json,
+                ca_file: server.ca_file,
             })
         }
+    }
+}
+
+/// `[tls]` with the `--tls-cert`/`--tls-key` flags laid over it; a flag
+/// alone is enough when the file has the other half.
+fn tls_settings(
+    file: Option<TlsConfig>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> anyhow::Result<Option<TlsConfig>> {
+    if cert.is_none() && key.is_none() {
+        return Ok(file);
+    }
+    let handshake_timeout_ms = file.as_ref().map_or(
+        loghound_server::config::default_handshake_timeout_ms(),
+        |tls| tls.handshake_timeout_ms,
+    );
+    let (file_cert, file_key) = file.map(|tls| (tls.cert, tls.key)).unzip();
+    match (cert.or(file_cert), key.or(file_key)) {
+        (Some(cert), Some(key)) => Ok(Some(TlsConfig {
+            cert,
+            key,
+            handshake_timeout_ms,
+        })),
+        (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key (or `key` in [tls])"),
+        (None, _) => anyhow::bail!("--tls-key needs --tls-cert (or `cert` in [tls])"),
     }
 }
 

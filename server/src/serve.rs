@@ -4,6 +4,9 @@
 //! replayed into it (streaming, so a large log never sits in memory), and
 //! only then is the socket bound — a server that answers is a server that
 //! has recovered everything it acknowledged.
+//!
+//! With `[tls]` every connection first goes through a rustls handshake,
+//! bounded by `tls.handshake_timeout_ms`, and only then reaches hyper.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +57,14 @@ impl Recovered {
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listen = config.listen;
+    // A bad certificate or key stops the server before it touches its data.
+    let tls = match &config.tls {
+        Some(tls) => Some(Tls {
+            acceptor: crate::tls::acceptor(tls)?,
+            handshake_timeout: Duration::from_millis(tls.handshake_timeout_ms),
+        }),
+        None => None,
+    };
     let config = Arc::new(config);
     let recovered = {
         let config = Arc::clone(&config);
@@ -70,9 +81,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .set(config.public_url(Some(address)));
     info!(%address, "loghound server ready");
     // Scripts and tests read this line to learn the address.
-    println!("listening on http://{address}");
+    println!("listening on {}://{address}", config.scheme());
 
-    serve_until(listener, recovered.state.clone(), shutdown_signal()).await?;
+    serve_with(listener, recovered.state.clone(), tls, shutdown_signal()).await?;
     info!("finishing indexing");
     tokio::task::spawn_blocking(move || recovered.shutdown()).await?;
     Ok(())
@@ -92,6 +103,32 @@ pub async fn serve_until(
     state: AppState,
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, None, signal).await
+}
+
+/// HTTPS for [`serve_with`].
+#[derive(Clone)]
+pub struct Tls {
+    /// The server's certificate and key.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// Longest time a connection may take to finish the handshake.
+    pub handshake_timeout: Duration,
+}
+
+/// Marks requests that came over the server's own TLS, so that what
+/// depends on it (the session cookie's `Secure`) knows.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedOverTls;
+
+/// [`serve_until`], over TLS when `tls` is given: each connection must
+/// finish its handshake within `tls.handshake_timeout` or it is closed,
+/// and the header read timeout starts after the handshake.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    tls: Option<Tls>,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let tails = Arc::clone(&state.tails);
     let (stopping_tx, stopping_rx) = watch::channel(false);
     state.alerts.start(stopping_rx);
@@ -99,7 +136,11 @@ pub async fn serve_until(
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(state.header_read_timeout)
         .keep_alive(true);
-    let service = hyper_util::service::TowerToHyperService::new(app(state));
+    let router = match tls {
+        Some(_) => app(state).layer(axum::Extension(ServedOverTls)),
+        None => app(state),
+    };
+    let service = hyper_util::service::TowerToHyperService::new(router);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(signal);
     loop {
@@ -117,14 +158,32 @@ pub async fn serve_until(
             },
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+        // Taken before the handshake, so shutdown also waits for (and
+        // then ends) a connection that is still shaking hands.
+        let watcher = graceful.watcher();
+        let (http, service) = (http.clone(), service.clone());
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(http, service, watcher, stream));
             }
-        });
+            Some(tls) => {
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let peer = stream.peer_addr().ok();
+                    let handshake =
+                        tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => serve_connection(http, service, watcher, stream).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, ?peer, "tls handshake failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(?peer, "tls handshake timed out; connection closed");
+                        }
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     tails.shutdown();
@@ -139,6 +198,28 @@ pub async fn serve_until(
         );
     }
     Ok(())
+}
+
+/// Serves one connection (plain or after its TLS handshake) until it
+/// ends or graceful shutdown ends it.
+async fn serve_connection<I, S>(
+    http: hyper::server::conn::http1::Builder,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    io: I,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
 }
 
 /// Opens the data directory, replays the WAL into the indexer and returns

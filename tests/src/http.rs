@@ -55,11 +55,34 @@ impl Answer {
     }
 }
 
+/// The CA that [`client`] trusts for `https://` servers, when a test set
+/// one with [`trust_ca`]; the built-in public roots otherwise.
+static TRUSTED_CA: std::sync::Mutex<Option<Vec<ureq::tls::Certificate<'static>>>> =
+    std::sync::Mutex::new(None);
+
+/// Makes every later [`client`] of this process trust only the
+/// certificates in `ca_pem` (a test's own CA).
+pub fn trust_ca(ca_pem: &str) {
+    let certs: Vec<_> = ureq::tls::parse_pem(ca_pem.as_bytes())
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect();
+    assert!(!certs.is_empty(), "trust_ca: no certificate in the PEM");
+    *TRUSTED_CA.lock().unwrap_or_else(|e| e.into_inner()) = Some(certs);
+}
+
 /// An HTTP client that returns 4xx/5xx as answers instead of errors.
 pub fn client() -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(certs) = &*TRUSTED_CA.lock().unwrap_or_else(|e| e.into_inner()) {
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(certs));
+    }
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(120)))
+        .tls_config(tls.build())
         .build()
         .new_agent()
 }

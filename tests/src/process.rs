@@ -27,6 +27,8 @@ pub struct Server {
     data_dir: PathBuf,
     log_path: PathBuf,
     addr: SocketAddr,
+    /// `http` or `https`, as the server printed it.
+    scheme: &'static str,
     options: ServerOptions,
     child: Option<Child>,
 }
@@ -53,10 +55,11 @@ impl Server {
         std::fs::create_dir_all(data_dir).expect("create the server data directory");
         let log_path = log_path_for(data_dir);
         match spawn_server(data_dir, "127.0.0.1:0", &log_path, &options) {
-            Ok((child, addr)) => Server {
+            Ok((child, addr, scheme)) => Server {
                 data_dir: data_dir.to_path_buf(),
                 log_path,
                 addr,
+                scheme,
                 options,
                 child: Some(child),
             },
@@ -87,9 +90,14 @@ impl Server {
         false
     }
 
-    /// The base URL, `http://IP:PORT`.
+    /// The base URL, `http://IP:PORT` (`https://` for a server with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The data directory.
@@ -133,7 +141,7 @@ impl Server {
         loop {
             append_marker(&self.log_path, &format!("restarting on {listen}"));
             match spawn_server(&self.data_dir, &listen, &self.log_path, &self.options) {
-                Ok((child, addr)) => {
+                Ok((child, addr, _)) => {
                     assert_eq!(
                         addr, self.addr,
                         "server was asked to listen on {listen} but printed {addr}"
@@ -169,7 +177,7 @@ fn spawn_server(
     listen: &str,
     log_path: &Path,
     options: &ServerOptions,
-) -> Result<(Child, SocketAddr), String> {
+) -> Result<(Child, SocketAddr, &'static str), String> {
     let mut command = Command::new(loghound_bin());
     command
         .arg("serve")
@@ -212,12 +220,17 @@ fn spawn_server(
     };
     let addr = line
         .strip_prefix("listening on http://")
-        .and_then(|rest| rest.parse::<SocketAddr>().ok());
+        .map(|rest| (rest, "http"))
+        .or_else(|| {
+            line.strip_prefix("listening on https://")
+                .map(|rest| (rest, "https"))
+        })
+        .and_then(|(rest, scheme)| Some((rest.parse::<SocketAddr>().ok()?, scheme)));
     match addr {
-        Some(addr) => Ok((child, addr)),
+        Some((addr, scheme)) => Ok((child, addr, scheme)),
         None => fail(
             &mut child,
-            format!("first stdout line is {line:?}, expected `listening on http://IP:PORT`"),
+            format!("first stdout line is {line:?}, expected `listening on http(s)://IP:PORT`"),
         ),
     }
 }

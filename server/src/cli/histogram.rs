@@ -22,6 +22,8 @@ pub struct HistogramArgs {
     pub to: Option<String>,
     /// Most buckets; the server's default when `None`.
     pub buckets: Option<usize>,
+    /// A private CA to trust instead of the default roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +44,7 @@ struct Bucket {
 pub fn run(args: &HistogramArgs) -> anyhow::Result<()> {
     let buckets = args.buckets.map(|n| n.to_string());
     let histogram: Histogram = get_json(
-        &agent(),
+        &agent(args.ca_file.as_deref())?,
         &args.server,
         "/api/v1/histogram",
         &args.token,

@@ -5,3 +5,4 @@ pub mod histogram;
 pub mod saved;
 pub mod search;
 pub mod tail;
+pub mod tls;

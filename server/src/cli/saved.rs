@@ -12,6 +12,8 @@ pub struct Server {
     pub url: String,
     /// A token: `read` lists, `admin` saves and removes.
     pub token: String,
+    /// A private CA to trust instead of the default roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,7 +44,7 @@ fn call(
 ) -> anyhow::Result<String> {
     let url = format!("{}{path}", server.url.trim_end_matches('/'));
     let auth = format!("Bearer {}", server.token);
-    let agent = agent();
+    let agent = agent(server.ca_file.as_deref())?;
     let result = match (method, body) {
         ("POST", Some(body)) => agent
             .post(&url)

@@ -2,6 +2,7 @@
 //! the API's JSON hits, or only their count.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -25,6 +26,8 @@ pub struct SearchArgs {
     pub json: bool,
     /// Print only the number of matches.
     pub count_only: bool,
+    /// A private CA to trust instead of the default roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,12 +44,14 @@ struct ErrorBody {
 
 /// An HTTP client for the API with the CLI's timeouts; error statuses are
 /// answers, not transport errors, so [`get_json`] can show their message.
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// `ca_file` is a private CA to trust (see [`super::tls`]).
+pub(crate) fn agent(ca_file: Option<&Path>) -> anyhow::Result<ureq::Agent> {
+    Ok(ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .tls_config(super::tls::client_tls(ca_file)?)
         .build()
-        .new_agent()
+        .new_agent())
 }
 
 /// `GET server + path` with the token and `params` (`None` values left
@@ -103,7 +108,7 @@ fn print_hit(out: &mut impl Write, hit: &serde_json::Value, json: bool) -> std::
 /// JSON hits) to stdout and the total count to stderr; with `count_only`,
 /// prints just the count to stdout.
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
-    let agent = agent();
+    let agent = agent(args.ca_file.as_deref())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let range = [("from", args.from.as_deref()), ("to", args.to.as_deref())];

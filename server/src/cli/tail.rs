@@ -22,6 +22,8 @@ pub struct TailArgs {
     pub query: String,
     /// Print each hit as the server's JSON, one per line.
     pub json: bool,
+    /// A private CA to trust instead of the default roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// One server-sent event.
@@ -137,6 +139,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_per_read(Some(READ_TIMEOUT))
+        .tls_config(super::tls::client_tls(args.ca_file.as_deref())?)
         .build()
         .new_agent();
     let url = format!("{}/api/v1/tail", args.server.trim_end_matches('/'));

@@ -6,11 +6,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::csrf;
 use super::{AppError, AppState};
+use crate::serve::ServedOverTls;
 use crate::sessions::SESSION_COOKIE;
 use crate::tokens::{AuthError, Scope};
 
@@ -42,9 +43,12 @@ pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// Whether the browser reached us over HTTPS (directly or through a proxy
-/// that says so), in which case the cookie is also `Secure`.
-fn over_https(headers: &HeaderMap) -> bool {
+/// Whether the browser reached us over HTTPS (the server's own TLS, or a
+/// proxy that says so), in which case the cookie is also `Secure`.
+fn over_https(headers: &HeaderMap, tls: Option<ServedOverTls>) -> bool {
+    if tls.is_some() {
+        return true;
+    }
     let header_is = |name: &str, prefix: &str| {
         headers
             .get(name)
@@ -54,8 +58,17 @@ fn over_https(headers: &HeaderMap) -> bool {
     header_is("x-forwarded-proto", "https") || header_is("origin", "https://")
 }
 
-fn cookie(headers: &HeaderMap, value: &str, max_age_secs: u64) -> Result<HeaderValue, AppError> {
-    let secure = if over_https(headers) { "; Secure" } else { "" };
+fn cookie(
+    headers: &HeaderMap,
+    tls: Option<ServedOverTls>,
+    value: &str,
+    max_age_secs: u64,
+) -> Result<HeaderValue, AppError> {
+    let secure = if over_https(headers, tls) {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::try_from(format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
     ))
@@ -64,6 +77,7 @@ fn cookie(headers: &HeaderMap, value: &str, max_age_secs: u64) -> Result<HeaderV
 
 pub(super) async fn sign_in(
     State(state): State<AppState>,
+    tls: Option<Extension<ServedOverTls>>,
     headers: HeaderMap,
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> Result<Response, AppError> {
@@ -87,7 +101,8 @@ pub(super) async fn sign_in(
         state.sessions.remove(&old);
     }
     let session = state.sessions.create(&token);
-    let set_cookie = cookie(&headers, &session.id, session.ttl.as_secs())?;
+    let tls = tls.map(|Extension(tls)| tls);
+    let set_cookie = cookie(&headers, tls, &session.id, session.ttl.as_secs())?;
     let info = SessionInfo {
         scopes: scopes.names(),
     };
@@ -111,12 +126,13 @@ pub(super) async fn current(
 
 pub(super) async fn sign_out(
     State(state): State<AppState>,
+    tls: Option<Extension<ServedOverTls>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     if let Some(id) = session_cookie(&headers) {
         state.sessions.remove(&id);
     }
-    let clear = cookie(&headers, "", 0)?;
+    let clear = cookie(&headers, tls.map(|Extension(tls)| tls), "", 0)?;
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
 }
 
