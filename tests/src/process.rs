@@ -30,6 +30,8 @@ pub struct Server {
     /// `http` or `https`, as the server printed it.
     scheme: &'static str,
     options: ServerOptions,
+    /// How long a restart may take to print its `listening on` line.
+    ready_timeout: Duration,
     child: Option<Child>,
 }
 
@@ -54,17 +56,30 @@ impl Server {
     pub fn start_with(data_dir: &Path, options: ServerOptions) -> Server {
         std::fs::create_dir_all(data_dir).expect("create the server data directory");
         let log_path = log_path_for(data_dir);
-        match spawn_server(data_dir, "127.0.0.1:0", &log_path, &options) {
+        match spawn_server(
+            data_dir,
+            "127.0.0.1:0",
+            &log_path,
+            &options,
+            SERVER_READY_TIMEOUT,
+        ) {
             Ok((child, addr, scheme)) => Server {
                 data_dir: data_dir.to_path_buf(),
                 log_path,
                 addr,
                 scheme,
                 options,
+                ready_timeout: SERVER_READY_TIMEOUT,
                 child: Some(child),
             },
             Err(error) => panic!("server did not start: {error}\n{}", log_tail(&log_path)),
         }
+    }
+
+    /// How long later restarts may take to be ready (30 s unless set): a
+    /// restart replays the write-ahead log before it listens.
+    pub fn set_ready_timeout(&mut self, timeout: Duration) {
+        self.ready_timeout = timeout;
     }
 
     /// The options the next [`Server::restart`] uses.
@@ -140,7 +155,13 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             append_marker(&self.log_path, &format!("restarting on {listen}"));
-            match spawn_server(&self.data_dir, &listen, &self.log_path, &self.options) {
+            match spawn_server(
+                &self.data_dir,
+                &listen,
+                &self.log_path,
+                &self.options,
+                self.ready_timeout,
+            ) {
                 Ok((child, addr, _)) => {
                     assert_eq!(
                         addr, self.addr,
@@ -177,6 +198,7 @@ fn spawn_server(
     listen: &str,
     log_path: &Path,
     options: &ServerOptions,
+    ready_timeout: Duration,
 ) -> Result<(Child, SocketAddr, &'static str), String> {
     let mut command = Command::new(loghound_bin());
     command
@@ -206,12 +228,12 @@ fn spawn_server(
         let status = child.wait();
         Err(format!("{why} (process status: {status:?})"))
     };
-    let line = match ready_rx.recv_timeout(SERVER_READY_TIMEOUT) {
+    let line = match ready_rx.recv_timeout(ready_timeout) {
         Ok(line) => line,
         Err(mpsc::RecvTimeoutError::Timeout) => {
             return fail(
                 &mut child,
-                format!("no `listening on` line on stdout within {SERVER_READY_TIMEOUT:?}"),
+                format!("no `listening on` line on stdout within {ready_timeout:?}"),
             )
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => {
