@@ -67,3 +67,39 @@ pub fn dir_size(dir: &Path) -> u64 {
         })
         .sum()
 }
+
+/// The `--flag value` pairs of the command line; exits with `usage` when a
+/// flag is not in `known` or has no value, or a value does not parse.
+pub struct Flags {
+    usage: &'static str,
+    pairs: Vec<(String, String)>,
+}
+
+impl Flags {
+    /// Reads the process's arguments.
+    pub fn parse(usage: &'static str, known: &[&str]) -> Flags {
+        let mut pairs = Vec::new();
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            match args.next() {
+                Some(value) if known.contains(&flag.as_str()) => pairs.push((flag, value)),
+                _ => {
+                    eprintln!("bad or incomplete flag {flag}; usage: {usage}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Flags { usage, pairs }
+    }
+
+    /// The last value given for `flag`, or `default`.
+    pub fn get<T: std::str::FromStr>(&self, flag: &str, default: T) -> T {
+        match self.pairs.iter().rev().find(|(name, _)| name == flag) {
+            None => default,
+            Some((_, value)) => value.parse().unwrap_or_else(|_| {
+                eprintln!("bad value {value:?} for {flag}; usage: {}", self.usage);
+                std::process::exit(2);
+            }),
+        }
+    }
+}

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use loghound_tests::bench::usage;
+use loghound_tests::bench::{usage, Flags};
 use loghound_tests::http::search_page;
 use loghound_tests::load::{total_acked, total_statuses, Load, LoadOptions};
 use loghound_tests::{token, Server};
@@ -30,31 +30,16 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut args = Args {
-        secs: 60,
-        clients: 16,
-        events: 2000,
-        pad: 100,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_default();
-        let bad = || -> ! {
-            eprintln!(
-                "bad value {value:?} for {flag}; usage: bench_backpressure \
-                 [--secs N] [--clients N] [--events N] [--pad BYTES]"
-            );
-            std::process::exit(2);
-        };
-        match flag.as_str() {
-            "--secs" => args.secs = value.parse().unwrap_or_else(|_| bad()),
-            "--clients" => args.clients = value.parse().unwrap_or_else(|_| bad()),
-            "--events" => args.events = value.parse().unwrap_or_else(|_| bad()),
-            "--pad" => args.pad = value.parse().unwrap_or_else(|_| bad()),
-            _ => bad(),
-        }
+    let flags = Flags::parse(
+        "bench_backpressure [--secs N] [--clients N] [--events N] [--pad N]",
+        &["--secs", "--clients", "--events", "--pad"],
+    );
+    Args {
+        secs: flags.get("--secs", 60),
+        clients: flags.get("--clients", 16),
+        events: flags.get("--events", 2000),
+        pad: flags.get("--pad", 100),
     }
-    args
 }
 
 fn main() {

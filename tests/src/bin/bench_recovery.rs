@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use loghound_tests::bench::{dir_size, usage};
+use loghound_tests::bench::{dir_size, usage, Flags};
 use loghound_tests::http::search_page;
 use loghound_tests::load::{load_line, total_acked, Load, LoadOptions};
 use loghound_tests::{token, Server, ServerOptions};
@@ -36,31 +36,16 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut args = Args {
-        mib: 1024,
-        clients: 10,
-        events: 2000,
-        pad: 280,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_default();
-        let bad = || -> ! {
-            eprintln!(
-                "bad value {value:?} for {flag}; usage: bench_recovery \
-                 [--mib N] [--clients N] [--events N] [--pad BYTES]"
-            );
-            std::process::exit(2);
-        };
-        match flag.as_str() {
-            "--mib" => args.mib = value.parse().unwrap_or_else(|_| bad()),
-            "--clients" => args.clients = value.parse().unwrap_or_else(|_| bad()),
-            "--events" => args.events = value.parse().unwrap_or_else(|_| bad()),
-            "--pad" => args.pad = value.parse().unwrap_or_else(|_| bad()),
-            _ => bad(),
-        }
+    let flags = Flags::parse(
+        "bench_recovery [--mib N] [--clients N] [--events N] [--pad N]",
+        &["--mib", "--clients", "--events", "--pad"],
+    );
+    Args {
+        mib: flags.get("--mib", 1024),
+        clients: flags.get("--clients", 10),
+        events: flags.get("--events", 2000),
+        pad: flags.get("--pad", 280),
     }
-    args
 }
 
 const TAG: &str = "recoverybench";
