@@ -127,16 +127,17 @@ fn overloaded_ingest_answers_429_and_memory_stays_bounded() {
     // bound (with the events' second copy while tantivy indexes them), per
     // client one request in flight (the compressed body, the decoded
     // events and their NDJSON: about 3 × the batch's line bytes), and
-    // 96 MiB that do not grow with the load: tantivy's segment
+    // 160 MiB that do not grow with the load: tantivy's segment
     // serialisation and merges (debug build), thread stacks and what the
-    // per-thread malloc arenas keep. (Measured: 109–122 MiB with batches
-    // of 250 events, 118 MiB with batches of 1,000.)
+    // per-thread malloc arenas keep, which varies with scheduling on a
+    // loaded machine. (Measured: 109–137 MiB peaks with batches of 250
+    // events, 118 MiB with batches of 1,000.)
     let batch_line_bytes = EVENTS_PER_BATCH * (PAD_BYTES as u64 + 60);
     let bound = anon_at_start
         + WRITER_HEAP_BYTES
         + 4 * QUEUE_MAX_BYTES
         + CLIENTS * 3 * batch_line_bytes
-        + (96 << 20);
+        + (160 << 20);
     assert!(
         peak_anon <= bound,
         "server anonymous memory peaked at {} MiB, over the bound {} MiB",
