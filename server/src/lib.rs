@@ -1,10 +1,12 @@
 //! The Loghound server: ingest with a write-ahead log, one tantivy index
 //! per day, the search API, and the command-line client.
 //!
-//! - [`wal`]: the write-ahead log with group commit;
-//! - [`dedup`]: the rule that drops re-sent events;
-//! - [`checkpoint`]: where replay starts after a restart;
-//! - [`ingest`]: decode → dedup → log → indexer, behind a trait;
+//! - [`ingest`]: the one entry point every input calls: dedup → log →
+//!   indexer, with the agent protocol, the queue bound, the checkpoint
+//!   and replay;
+//! - [`log`]: the durable log ingest writes, behind a trait;
+//! - [`wal`]: its single-node backend, the write-ahead log with group
+//!   commit;
 //! - [`parse`]: a line's own timestamp, severity and fields;
 //! - [`query`]: the query language, text → tantivy query;
 //! - [`index`]: day indexes, the indexer thread, search;
@@ -17,13 +19,12 @@
 #![warn(missing_docs)]
 
 pub mod alerts;
-pub mod checkpoint;
 pub mod cli;
 pub mod config;
-pub mod dedup;
 pub mod http;
 pub mod index;
 pub mod ingest;
+pub mod log;
 pub mod meta;
 pub mod parse;
 pub mod query;

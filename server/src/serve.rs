@@ -16,17 +16,19 @@ use loghound_shared::Limits;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::checkpoint::Checkpoint;
 use crate::config::ServerConfig;
 use crate::http::{app, AppState, Tails};
 use crate::index::indexer::{Indexer, IndexerConfig, IndexerMsg};
-use crate::index::queue::QueueBudget;
 use crate::index::search::Searcher;
 use crate::index::IndexSet;
-use crate::ingest::LocalIngest;
+use crate::ingest::checkpoint::{Checkpoint, Checkpoints};
+use crate::ingest::queue::QueueBudget;
+use crate::ingest::replay::Replay;
+use crate::ingest::Ingest;
+use crate::log::{Log, LogPosition};
 use crate::sessions::Sessions;
 use crate::tokens::TokenStore;
-use crate::wal::{Durability, Wal};
+use crate::wal::Wal;
 
 /// How long shutdown waits for open connections once live tails have been
 /// told to end; a client that stopped reading could hold one forever.
@@ -233,6 +235,15 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
 
     let indexes = IndexSet::open(&data_dir.join("indexes"))?;
     let checkpoint = Checkpoint::load(&data_dir)?;
+    let replay_from = LogPosition(checkpoint.indexed_through_seq + 1);
+    let (wal, opened) = Wal::open(
+        &data_dir.join("wal"),
+        config.wal_segment_bytes,
+        replay_from,
+    )?;
+    let log: Arc<dyn Log> = wal;
+    let state = Arc::new(std::sync::Mutex::new(checkpoint.dedup()));
+    let checkpoints = Checkpoints::new(&data_dir, Arc::clone(&log), Arc::clone(&state));
     // The channel itself is unbounded: what it holds is bounded in bytes
     // by `queue`, which ingest and replay reserve before sending.
     let (indexer_tx, indexer_rx) = crossbeam_channel::unbounded();
@@ -241,20 +252,16 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
 
     // The indexer runs during replay, so a large log streams through it
     // instead of sitting in memory.
-    let durability = Durability::new(checkpoint.indexed_through_seq);
-    let wal_dir = data_dir.join("wal");
     let indexer = Indexer::new(
         IndexerConfig {
-            data_dir: data_dir.clone(),
-            wal_dir: wal_dir.clone(),
             commit_interval: Duration::from_millis(config.commit_interval_ms),
             writer_heap_bytes: config.index_writer_heap_bytes,
             writer_threads: config.index_writer_threads,
             retention_days: config.retention_days,
         },
         Arc::clone(&indexes),
-        durability.clone(),
-        &checkpoint,
+        Arc::clone(&log),
+        checkpoints.clone(),
         committed_tx,
         Arc::clone(&queue),
     );
@@ -263,25 +270,19 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         .spawn(move || indexer.run(indexer_rx))?;
 
     let started = std::time::Instant::now();
-    let mut dedup = checkpoint.dedup();
-    let (wal, report) = Wal::open(
-        &wal_dir,
-        config.wal_segment_bytes,
-        checkpoint.indexed_through_seq + 1,
-        durability,
-        |record| {
-            if let Some(batch) = LocalIngest::replay_decide(&mut dedup, &limits, record) {
-                // Replay waits for room under the same bound as ingest.
-                queue.reserve_blocking(batch.cost_bytes);
-                // Fails only if the indexer died, which ends the process.
-                let _ = indexer_tx.send(IndexerMsg::Batch(batch));
-            }
-        },
-    )?;
+    let replayed = Replay {
+        limits: &limits,
+        state: &state,
+        checkpoints: &checkpoints,
+        queue: &queue,
+        indexer: &indexer_tx,
+    }
+    .run(log.as_ref(), replay_from)?;
     info!(
-        records = report.records_replayed,
-        bytes_truncated = report.bytes_truncated,
-        streams = dedup.num_streams(),
+        records = replayed.read.records,
+        bytes_truncated = opened.bytes_truncated + replayed.read.bytes_skipped,
+        legacy_records = replayed.legacy_records,
+        streams = state.lock().map_or(0, |s| s.num_streams()),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "write-ahead log replayed"
     );
@@ -304,10 +305,10 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         }
     }
 
-    let ingest = Arc::new(LocalIngest::new(
+    let ingest = Arc::new(Ingest::new(
         limits,
-        wal,
-        dedup,
+        log,
+        state,
         indexer_tx.clone(),
         queue,
     ));

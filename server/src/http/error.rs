@@ -11,7 +11,6 @@ use loghound_shared::DecodeError;
 use crate::index::search::SearchError;
 use crate::ingest::IngestError;
 use crate::tokens::AuthError;
-use crate::wal::WalError;
 
 /// `Retry-After` of a 429: the indexer frees room at its next commit,
 /// about a second away.
@@ -120,22 +119,22 @@ impl From<AuthError> for AppError {
 impl From<IngestError> for AppError {
     fn from(error: IngestError) -> Self {
         match error {
-            IngestError::Decode(decode) => match &decode {
+            IngestError::Invalid(decode) => match &decode {
                 DecodeError::TooLarge { limit, .. } => {
                     Self::too_large(decode.to_string(), limit.name())
                 }
                 _ => Self::bad_request(decode.to_string()),
             },
-            IngestError::Wal(WalError::Io(e)) if crate::storage::is_disk_full_io(&e) => {
+            IngestError::StorageFull(e) => {
                 tracing::warn!(error = %e, "ingest refused a batch: the data directory is full");
                 Self::insufficient_storage("the batch was not stored, retry later")
             }
-            IngestError::Busy { .. } => AppError {
+            IngestError::Overloaded { .. } => AppError {
                 retry_after_secs: Some(BUSY_RETRY_AFTER_SECS),
                 limit: Some("index_queue_max_bytes".into()),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, error.to_string())
             },
-            IngestError::Wal(e) => {
+            IngestError::Unavailable(e) => {
                 tracing::error!(error = %e, "ingest could not write the log");
                 Self::unavailable("server cannot store batches right now; retry later", 5)
             }

@@ -9,6 +9,7 @@ use loghound_shared::api::{IngestResponse, HEADER_AGENT, HEADER_PROTOCOL};
 use loghound_shared::{AgentId, PROTOCOL_VERSION};
 
 use super::{AppError, AppState};
+use crate::log::LogPosition;
 use crate::tokens::Scope;
 
 pub(super) async fn ingest(
@@ -43,13 +44,13 @@ pub(super) async fn ingest(
 
     let bytes = read_body(body, state.max_body_bytes, state.body_idle_timeout).await?;
 
-    let backend = state.ingest.clone();
+    let ingest = state.ingest.clone();
     let received_at_ms = crate::timeparse::now_ms();
-    let (response, seq) =
-        tokio::task::spawn_blocking(move || backend.ingest(&agent, received_at_ms, &bytes))
+    let (response, position) =
+        tokio::task::spawn_blocking(move || ingest.ingest(&agent, received_at_ms, &bytes))
             .await
             .map_err(AppError::internal)??;
-    state.ingest.wait_durable(seq).await;
+    state.ingest.wait_durable(LogPosition(position)).await;
     Ok(Json(response))
 }
 

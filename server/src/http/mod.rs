@@ -24,15 +24,15 @@ pub use self::error::AppError;
 pub use self::session::SESSION_PATH;
 pub use self::tail::{TailLimits, Tails, TAIL_PATH};
 use crate::index::search::Searcher;
-use crate::ingest::IngestBackend;
+use crate::ingest::Ingest;
 use crate::sessions::Sessions;
 use crate::tokens::{Scope, TokenStore};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// Where batches go.
-    pub ingest: Arc<dyn IngestBackend>,
+    /// Where batches go: the entry point every input calls.
+    pub ingest: Arc<Ingest>,
     /// Queries the indexes.
     pub searcher: Arc<Searcher>,
     /// Checks bearer tokens.

@@ -9,7 +9,6 @@
 //! - [`schema`]: fields and analyzers;
 //! - [`indexer`]: the thread that turns logged batches into documents and
 //!   commits them about once a second;
-//! - [`queue`]: the byte bound on what waits for the indexer;
 //! - [`search`]: queries, newest-first collection and cursors;
 //! - [`highlight`]: where a hit's message matches the query;
 //! - [`histogram`]: match counts per time bucket;
@@ -23,7 +22,6 @@ pub mod context;
 pub mod highlight;
 pub mod histogram;
 pub mod indexer;
-pub mod queue;
 pub mod schema;
 pub mod search;
 pub mod tail;

@@ -7,6 +7,9 @@
 //! been written since its last pass and publishes the durable sequence
 //! number, so one fsync covers every request that arrived meanwhile.
 //! Segments are deleted once the index has committed past them.
+//!
+//! This is the single-node backend of [`Log`]: ingest and the indexer only
+//! see the trait.
 
 mod record;
 
@@ -15,9 +18,11 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-pub use record::{Record, RecordError};
+pub use record::{Record, RecordError, MAX_ORIGIN_BYTES};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
+
+use crate::log::{BodyFormat, DurableFuture, Log, LogError, LogPosition, LogRecord, ReadReport};
 
 const SEGMENT_SUFFIX: &str = ".wal";
 
@@ -33,11 +38,18 @@ pub enum WalError {
     Poisoned,
 }
 
+impl From<WalError> for LogError {
+    fn from(error: WalError) -> Self {
+        match error {
+            WalError::Io(io) => LogError::from_io(io),
+            WalError::Poisoned => LogError::Poisoned,
+        }
+    }
+}
+
 /// What opening the log found.
 #[derive(Debug, Default)]
-pub struct ReplayReport {
-    /// Records handed to the replay callback.
-    pub records_replayed: u64,
+pub struct OpenReport {
     /// Bytes cut off a torn or corrupt tail.
     pub bytes_truncated: u64,
 }
@@ -54,6 +66,7 @@ struct Writer {
 
 /// The log, shared by ingest handlers (append) and the sync thread.
 pub struct Wal {
+    dir: PathBuf,
     writer: Mutex<Writer>,
     written: Condvar,
     durability: Durability,
@@ -63,28 +76,28 @@ pub struct Wal {
 /// a given one. Cloned to whoever must not run ahead of the disk (ingest
 /// answers, index commits).
 #[derive(Clone)]
-pub struct Durability(Arc<watch::Sender<u64>>);
+struct Durability(Arc<watch::Sender<u64>>);
 
 impl Durability {
     /// Starts at `seq` (what is already on disk).
-    pub fn new(seq: u64) -> Self {
+    fn new(seq: u64) -> Self {
         Durability(Arc::new(watch::channel(seq).0))
     }
 
     /// The highest durable sequence number.
-    pub fn durable_seq(&self) -> u64 {
+    fn durable_seq(&self) -> u64 {
         *self.0.borrow()
     }
 
     /// Waits until every record up to `seq` is on disk.
-    pub async fn wait(&self, seq: u64) {
+    async fn wait(&self, seq: u64) {
         let mut rx = self.0.subscribe();
         // The sender lives as long as `self`, so this cannot fail.
         let _ = rx.wait_for(|durable| *durable >= seq).await;
     }
 
     /// Blocking form of [`Durability::wait`], for the indexer thread.
-    pub fn wait_blocking(&self, seq: u64) {
+    fn wait_blocking(&self, seq: u64) {
         while self.durable_seq() < seq {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
@@ -103,7 +116,7 @@ impl Durability {
 /// of at most `seq`. The newest segment (the one being written) is kept.
 /// Safe while the log is written: a segment rolled meanwhile only adds a
 /// newer file.
-pub fn remove_segments_through(dir: &Path, seq: u64) -> std::io::Result<usize> {
+fn remove_segments_through(dir: &Path, seq: u64) -> std::io::Result<usize> {
     let segments = list_segments(dir)?;
     let mut removed = 0;
     for pair in segments.windows(2) {
@@ -181,72 +194,62 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Wal {
-    /// Opens the log in `dir`, replaying every record with a sequence number
-    /// of at least `from_seq` through `replay`, in order. A torn or corrupt
-    /// tail is cut off and reported. New records continue after the last
-    /// one found (or at `from_seq` if the log is empty). `durability`
-    /// advances as records are replayed, since each segment is fsynced
-    /// before it is read.
+    /// Opens the log in `dir`: every segment is fsynced, a torn or corrupt
+    /// tail of the last one is cut off and reported, and new records
+    /// continue after the last one found, or at `start_at` when that is
+    /// later (an empty log after a checkpoint). Records are read with
+    /// [`Log::read_from`].
     pub fn open(
         dir: &Path,
         segment_max_bytes: u64,
-        from_seq: u64,
-        durability: Durability,
-        mut replay: impl FnMut(Record),
-    ) -> anyhow::Result<(Arc<Wal>, ReplayReport)> {
-        fs::create_dir_all(dir)?;
-        let segments = list_segments(dir)?;
-        let mut report = ReplayReport::default();
-        let mut last_seq = from_seq.saturating_sub(1);
-        for (index, (_, path)) in segments.iter().enumerate() {
-            let is_last = index + 1 == segments.len();
-            let file = File::open(path)?;
-            file.sync_all()?;
-            let file_len = file.metadata()?.len();
-            // One record at a time: replay holds a record, never a segment.
-            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-            let mut at = 0u64;
-            while at < file_len {
-                match read_record(&mut reader, file_len - at)? {
-                    Ok((record, len)) => {
-                        at += len as u64;
-                        last_seq = last_seq.max(record.seq);
-                        durability.publish(record.seq);
-                        if record.seq >= from_seq {
-                            report.records_replayed += 1;
-                            replay(record);
-                        }
-                    }
-                    Err(problem) => {
-                        let cut = file_len - at;
-                        report.bytes_truncated += cut;
-                        if is_last {
-                            warn!(%problem, segment = %path.display(), offset = at, bytes_cut = cut,
-                                "cutting off the damaged tail of the write-ahead log");
-                            let file = OpenOptions::new().write(true).open(path)?;
-                            file.set_len(at)?;
-                            file.sync_all()?;
-                        } else {
-                            error!(%problem, segment = %path.display(), offset = at, bytes_skipped = cut,
-                                "damaged record inside the write-ahead log; skipping the rest of this segment");
-                        }
-                        break;
-                    }
-                }
+        start_at: LogPosition,
+    ) -> Result<(Arc<Wal>, OpenReport), LogError> {
+        fs::create_dir_all(dir).map_err(LogError::from_io)?;
+        let segments = list_segments(dir).map_err(LogError::from_io)?;
+        let mut report = OpenReport::default();
+        let mut last_seq = start_at.get().saturating_sub(1);
+        for (index, (first, path)) in segments.iter().enumerate() {
+            let file = File::open(path).map_err(LogError::from_io)?;
+            file.sync_all().map_err(LogError::from_io)?;
+            last_seq = last_seq.max(first.saturating_sub(1));
+            if index + 1 < segments.len() {
+                continue;
+            }
+            // The last segment may end in a record cut short by a crash.
+            let (found, cut_at) = scan_segment(file).map_err(LogError::from_io)?;
+            if let Some(seq) = found {
+                last_seq = last_seq.max(seq);
+            }
+            if let Some((at, cut, problem)) = cut_at {
+                report.bytes_truncated += cut;
+                warn!(%problem, segment = %path.display(), offset = at, bytes_cut = cut,
+                    "cutting off the damaged tail of the write-ahead log");
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(LogError::from_io)?;
+                file.set_len(at).map_err(LogError::from_io)?;
+                file.sync_all().map_err(LogError::from_io)?;
             }
         }
         let next_seq = last_seq + 1;
         let (file, segment_len) = match segments.last() {
             Some((_, path)) => {
-                let mut file = OpenOptions::new().append(true).open(path)?;
-                file.sync_all()?;
-                let len = file.seek(SeekFrom::End(0))?;
+                let mut file = OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .map_err(LogError::from_io)?;
+                file.sync_all().map_err(LogError::from_io)?;
+                let len = file.seek(SeekFrom::End(0)).map_err(LogError::from_io)?;
                 (file, len)
             }
-            None => (Self::create_segment(dir, next_seq)?, 0),
+            None => (
+                Self::create_segment(dir, next_seq).map_err(LogError::from_io)?,
+                0,
+            ),
         };
-        durability.publish(last_seq);
         let wal = Arc::new(Wal {
+            dir: dir.to_path_buf(),
             writer: Mutex::new(Writer {
                 dir: dir.to_path_buf(),
                 file,
@@ -257,12 +260,13 @@ impl Wal {
                 encode_buffer: Vec::new(),
             }),
             written: Condvar::new(),
-            durability,
+            durability: Durability::new(last_seq),
         });
         let syncer = Arc::clone(&wal);
         std::thread::Builder::new()
             .name("wal-sync".into())
-            .spawn(move || syncer.sync_loop())?;
+            .spawn(move || syncer.sync_loop())
+            .map_err(LogError::Io)?;
         Ok((wal, report))
     }
 
@@ -295,13 +299,20 @@ impl Wal {
     }
 
     /// Appends a record built from the sequence number it will get. Not
-    /// durable until [`Wal::wait_durable`] says so.
-    pub fn append(
+    /// durable until the sync thread has fsynced it.
+    fn append_record(
         &self,
-        agent: &loghound_shared::AgentId,
+        origin: &str,
+        format: BodyFormat,
         received_at_ms: i64,
         body: &[u8],
     ) -> Result<u64, WalError> {
+        if origin.len() > MAX_ORIGIN_BYTES {
+            return Err(WalError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("origin of {} bytes, at most {MAX_ORIGIN_BYTES}", origin.len()),
+            )));
+        }
         let mut writer = self.lock();
         if writer.poisoned {
             return Err(WalError::Poisoned);
@@ -313,7 +324,8 @@ impl Wal {
         let record = Record {
             seq,
             received_at_ms,
-            agent: agent.clone(),
+            origin: origin.to_string(),
+            format,
             body: body.to_vec(),
         };
         let mut buffer = std::mem::take(&mut writer.encode_buffer);
@@ -338,11 +350,6 @@ impl Wal {
         Ok(seq)
     }
 
-    /// The durability handle of this log.
-    pub fn durability(&self) -> &Durability {
-        &self.durability
-    }
-
     fn sync_loop(&self) {
         loop {
             let (target, file) = {
@@ -365,6 +372,113 @@ impl Wal {
     }
 }
 
+/// Reads a segment to its end: the last sequence number found, and where
+/// the intact records stop when bytes follow them (offset, bytes after it,
+/// what is wrong with them).
+#[allow(clippy::type_complexity)]
+fn scan_segment(
+    file: File,
+) -> std::io::Result<(Option<u64>, Option<(u64, u64, RecordError)>)> {
+    let file_len = file.metadata()?.len();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut at = 0u64;
+    let mut last = None;
+    while at < file_len {
+        match read_record(&mut reader, file_len - at)? {
+            Ok((record, len)) => {
+                at += len as u64;
+                last = Some(record.seq);
+            }
+            Err(problem) => return Ok((last, Some((at, file_len - at, problem)))),
+        }
+    }
+    Ok((last, None))
+}
+
+impl Log for Wal {
+    fn append(
+        &self,
+        received_at_ms: i64,
+        origin: &str,
+        body: &[u8],
+    ) -> Result<LogPosition, LogError> {
+        Ok(LogPosition(self.append_record(
+            origin,
+            BodyFormat::Ingest,
+            received_at_ms,
+            body,
+        )?))
+    }
+
+    fn last_appended(&self) -> LogPosition {
+        LogPosition(self.lock().next_seq - 1)
+    }
+
+    fn wait_durable(&self, position: LogPosition) -> DurableFuture<'_> {
+        Box::pin(self.durability.wait(position.get()))
+    }
+
+    fn wait_durable_blocking(&self, position: LogPosition) {
+        self.durability.wait_blocking(position.get());
+    }
+
+    /// Reads segment by segment, one record at a time (never a whole
+    /// segment). A damaged record inside an older segment (the last one's
+    /// damaged tail was cut at open) is reported and the rest of that
+    /// segment skipped.
+    fn read_from(
+        &self,
+        from: LogPosition,
+        each: &mut dyn FnMut(LogRecord),
+    ) -> Result<ReadReport, LogError> {
+        let through = self.last_appended();
+        let segments = list_segments(&self.dir).map_err(LogError::from_io)?;
+        let mut report = ReadReport::default();
+        for (index, (first, path)) in segments.iter().enumerate() {
+            let next_first = segments.get(index + 1).map(|(next, _)| *next);
+            if next_first.is_some_and(|next| next <= from.get()) || *first > through.get() {
+                continue;
+            }
+            let file = File::open(path).map_err(LogError::from_io)?;
+            let file_len = file.metadata().map_err(LogError::from_io)?.len();
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+            let mut at = 0u64;
+            while at < file_len {
+                match read_record(&mut reader, file_len - at).map_err(LogError::from_io)? {
+                    Ok((record, len)) => {
+                        at += len as u64;
+                        if record.seq > through.get() {
+                            return Ok(report);
+                        }
+                        if record.seq >= from.get() {
+                            report.records += 1;
+                            each(LogRecord {
+                                position: LogPosition(record.seq),
+                                received_at_ms: record.received_at_ms,
+                                origin: record.origin,
+                                format: record.format,
+                                body: record.body,
+                            });
+                        }
+                    }
+                    Err(problem) => {
+                        let skipped = file_len - at;
+                        report.bytes_skipped += skipped;
+                        error!(%problem, segment = %path.display(), offset = at, bytes_skipped = skipped,
+                            "damaged record inside the write-ahead log; skipping the rest of this segment");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn release_through(&self, through: LogPosition) -> Result<usize, LogError> {
+        remove_segments_through(&self.dir, through.get()).map_err(LogError::from_io)
+    }
+}
+
 impl Writer {
     fn roll(&mut self) -> Result<(), WalError> {
         self.file.sync_all()?;
@@ -380,18 +494,15 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use loghound_shared::AgentId;
-
     use super::*;
 
-    fn agent() -> AgentId {
-        AgentId::new("a1").unwrap()
-    }
+    const AGENT: &str = "a1";
 
-    fn replay_all(dir: &Path, from: u64) -> (Vec<Record>, ReplayReport, Arc<Wal>) {
+    fn replay_all(dir: &Path, from: u64) -> (Vec<LogRecord>, OpenReport, Arc<Wal>) {
+        let (wal, report) = Wal::open(dir, 1 << 20, LogPosition(from)).unwrap();
         let mut records = Vec::new();
-        let (wal, report) =
-            Wal::open(dir, 1 << 20, from, Durability::new(0), |r| records.push(r)).unwrap();
+        wal.read_from(LogPosition(from), &mut |r| records.push(r))
+            .unwrap();
         (records, report, wal)
     }
 
@@ -400,26 +511,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_, _, wal) = replay_all(dir.path(), 1);
         for i in 0..10u8 {
-            let seq = wal.append(&agent(), 5, &[i; 3]).unwrap();
-            assert_eq!(seq, u64::from(i) + 1);
+            let seq = wal.append(5, AGENT, &[i; 3]).unwrap();
+            assert_eq!(seq, LogPosition(u64::from(i) + 1));
         }
-        wal.durability().wait(10).await;
+        wal.wait_durable(LogPosition(10)).await;
         drop(wal);
         let (records, report, wal) = replay_all(dir.path(), 4);
         assert_eq!(records.len(), 7);
-        assert_eq!(records[0].seq, 4);
+        assert_eq!(records[0].position, LogPosition(4));
         assert_eq!(records[0].body, vec![3; 3]);
+        assert_eq!(records[0].origin, AGENT);
+        assert_eq!(records[0].format, BodyFormat::Ingest);
         assert_eq!(report.bytes_truncated, 0);
-        assert_eq!(wal.next_seq(), 11);
+        assert_eq!(wal.last_appended(), LogPosition(10));
     }
 
     #[tokio::test]
     async fn torn_tail_is_cut_and_appends_continue() {
         let dir = tempfile::tempdir().unwrap();
         let (_, _, wal) = replay_all(dir.path(), 1);
-        wal.append(&agent(), 1, b"one").unwrap();
-        wal.append(&agent(), 1, b"two").unwrap();
-        wal.durability().wait(2).await;
+        wal.append(1, AGENT, b"one").unwrap();
+        wal.append(1, AGENT, b"two").unwrap();
+        wal.wait_durable(LogPosition(2)).await;
         drop(wal);
         let (_, path) = list_segments(dir.path()).unwrap().pop().unwrap();
         let len = fs::metadata(&path).unwrap().len();
@@ -433,8 +546,8 @@ mod tests {
         let (records, report, wal) = replay_all(dir.path(), 1);
         assert_eq!(records.len(), 1);
         assert!(report.bytes_truncated > 0);
-        assert_eq!(wal.append(&agent(), 1, b"three").unwrap(), 2);
-        wal.durability().wait(2).await;
+        assert_eq!(wal.append(1, AGENT, b"three").unwrap(), LogPosition(2));
+        wal.wait_durable(LogPosition(2)).await;
         drop(wal);
         let (records, report, _) = replay_all(dir.path(), 1);
         let bodies: Vec<_> = records.iter().map(|r| r.body.clone()).collect();
@@ -445,20 +558,45 @@ mod tests {
     #[tokio::test]
     async fn segments_roll_and_old_ones_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let (wal, _) = Wal::open(dir.path(), 1 << 20, 1, Durability::new(0), |_| {}).unwrap();
+        let (wal, _) = Wal::open(dir.path(), 1 << 20, LogPosition(1)).unwrap();
         let body = vec![7u8; 300 << 10];
         for _ in 0..8 {
-            wal.append(&agent(), 1, &body).unwrap();
+            wal.append(1, AGENT, &body).unwrap();
         }
-        wal.durability().wait(8).await;
+        wal.wait_durable(LogPosition(8)).await;
         let before = list_segments(dir.path()).unwrap();
         assert!(before.len() >= 2, "{before:?}");
-        remove_segments_through(dir.path(), 8).unwrap();
+        let mut read = Vec::new();
+        wal.read_from(LogPosition(5), &mut |r| read.push(r.position.get()))
+            .unwrap();
+        assert_eq!(read, vec![5, 6, 7, 8], "reading skips whole segments before the start");
+        wal.release_through(LogPosition(8)).unwrap();
         let after = list_segments(dir.path()).unwrap();
         assert_eq!(after.len(), 1, "the current segment stays");
         drop(wal);
         // What remains replays, and numbering continues.
-        let (wal, _) = Wal::open(dir.path(), 1 << 20, 9, Durability::new(0), |_| {}).unwrap();
-        assert_eq!(wal.next_seq(), 9);
+        let (wal, _) = Wal::open(dir.path(), 1 << 20, LogPosition(9)).unwrap();
+        assert_eq!(wal.last_appended(), LogPosition(8));
+    }
+
+    #[tokio::test]
+    async fn records_of_an_earlier_release_are_read_back_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), 1 << 20, LogPosition(1)).unwrap();
+        let seq = wal
+            .append_record(AGENT, BodyFormat::LegacyAgentBatch, 9, b"as sent")
+            .unwrap();
+        wal.append(9, "input:syslog", b"decided").unwrap();
+        wal.wait_durable(LogPosition(2)).await;
+        drop(wal);
+        let (records, _, _) = replay_all(dir.path(), seq);
+        let formats: Vec<_> = records.iter().map(|r| (r.format, r.origin.as_str())).collect();
+        assert_eq!(
+            formats,
+            vec![
+                (BodyFormat::LegacyAgentBatch, AGENT),
+                (BodyFormat::Ingest, "input:syslog")
+            ]
+        );
     }
 }

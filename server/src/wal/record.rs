@@ -6,20 +6,26 @@
 //! payload:
 //!   u64 LE  sequence number
 //!   i64 LE  received_at, ms since the Unix epoch
-//!   u16 LE  agent id length, then the agent id bytes
-//!   the batch body exactly as received (zstd NDJSON)
+//!   u16 LE  origin length, its top bit the body format; then the origin
+//!   the body
 //! ```
 //!
-//! The body is kept as sent: replay decodes it again and re-applies the
-//! deduplication rule, which is deterministic, so the log needs no second
-//! encoding on the hot path.
+//! The top bit of the origin length tells the two body formats apart:
+//! clear, the record was written by an earlier release and its body is an
+//! agent batch exactly as received (its origin an agent id); set, the body
+//! was written by the ingest room. Origins are at most 32 KiB, so the bit
+//! was always clear before.
 
-use loghound_shared::AgentId;
+use crate::log::BodyFormat;
 
 /// Bytes of the length + CRC prefix.
 pub const HEADER_BYTES: usize = 8;
 /// Largest payload a record may hold; larger lengths are corruption.
 pub const MAX_PAYLOAD_BYTES: usize = 256 << 20;
+/// Longest origin a record can hold.
+pub const MAX_ORIGIN_BYTES: usize = 0x7FFF;
+/// The origin length's bit that marks [`BodyFormat::Ingest`].
+const INGEST_FORMAT_BIT: u16 = 0x8000;
 
 /// One logged batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +34,11 @@ pub struct Record {
     pub seq: u64,
     /// When the server received the batch.
     pub received_at_ms: i64,
-    /// Who sent it.
-    pub agent: AgentId,
-    /// The compressed batch.
+    /// Who sent it (at most [`MAX_ORIGIN_BYTES`]).
+    pub origin: String,
+    /// How the body is to be read.
+    pub format: BodyFormat,
+    /// The body.
     pub body: Vec<u8>,
 }
 
@@ -51,18 +59,23 @@ pub enum RecordError {
 }
 
 impl Record {
-    /// Appends the encoded record to `out`.
+    /// Appends the encoded record to `out`. The origin must be at most
+    /// [`MAX_ORIGIN_BYTES`] long (the log checks before encoding).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let agent = self.agent.as_str().as_bytes();
-        let payload_len = 8 + 8 + 2 + agent.len() + self.body.len();
+        let origin = self.origin.as_bytes();
+        let payload_len = 8 + 8 + 2 + origin.len() + self.body.len();
         out.reserve(HEADER_BYTES + payload_len);
         let start = out.len();
         out.extend_from_slice(&(payload_len as u32).to_le_bytes());
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&self.received_at_ms.to_le_bytes());
-        out.extend_from_slice(&(agent.len() as u16).to_le_bytes());
-        out.extend_from_slice(agent);
+        let mut origin_len = (origin.len().min(MAX_ORIGIN_BYTES)) as u16;
+        if self.format == BodyFormat::Ingest {
+            origin_len |= INGEST_FORMAT_BIT;
+        }
+        out.extend_from_slice(&origin_len.to_le_bytes());
+        out.extend_from_slice(origin);
         out.extend_from_slice(&self.body);
         let crc = crc32fast::hash(&out[start + HEADER_BYTES..]);
         out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -95,20 +108,30 @@ impl Record {
         }
         let seq = u64::from_le_bytes(le8(&payload[0..8]));
         let received_at_ms = i64::from_le_bytes(le8(&payload[8..16]));
-        let agent_len = u16::from_le_bytes([payload[16], payload[17]]) as usize;
-        let agent_bytes = payload
-            .get(18..18 + agent_len)
-            .ok_or(RecordError::Corrupt("agent id past the end"))?;
-        let agent = std::str::from_utf8(agent_bytes)
-            .ok()
-            .and_then(|s| AgentId::new(s).ok())
-            .ok_or(RecordError::Corrupt("invalid agent id"))?;
-        let body = payload[18 + agent_len..].to_vec();
+        let origin_field = u16::from_le_bytes([payload[16], payload[17]]);
+        let format = if origin_field & INGEST_FORMAT_BIT != 0 {
+            BodyFormat::Ingest
+        } else {
+            BodyFormat::LegacyAgentBatch
+        };
+        let origin_len = usize::from(origin_field & !INGEST_FORMAT_BIT);
+        let origin_bytes = payload
+            .get(18..18 + origin_len)
+            .ok_or(RecordError::Corrupt("origin past the end"))?;
+        let origin = std::str::from_utf8(origin_bytes)
+            .map_err(|_| RecordError::Corrupt("origin is not UTF-8"))?;
+        if format == BodyFormat::LegacyAgentBatch
+            && loghound_shared::AgentId::new(origin).is_err()
+        {
+            return Err(RecordError::Corrupt("invalid agent id"));
+        }
+        let body = payload[18 + origin_len..].to_vec();
         Ok((
             Record {
                 seq,
                 received_at_ms,
-                agent,
+                origin: origin.to_string(),
+                format,
                 body,
             },
             total,
@@ -138,7 +161,8 @@ mod tests {
         Record {
             seq,
             received_at_ms: 1_700_000_000_123,
-            agent: AgentId::new("agent-1").unwrap(),
+            origin: "agent-1".into(),
+            format: BodyFormat::Ingest,
             body,
         }
     }
@@ -168,6 +192,23 @@ mod tests {
             damaged[i] ^= 0x10;
             assert!(Record::decode(&damaged).is_err(), "flip at {i}");
         }
+    }
+
+    #[test]
+    fn records_of_earlier_releases_read_as_legacy_agent_batches() {
+        // Encoded as the previous release did: the origin length's top bit
+        // clear, the origin an agent id.
+        let mut legacy = record(3, b"zstd bytes".to_vec());
+        legacy.format = BodyFormat::LegacyAgentBatch;
+        let mut bytes = Vec::new();
+        legacy.encode_into(&mut bytes);
+        assert_eq!(bytes[HEADER_BYTES + 17] & 0x80, 0);
+        assert_eq!(Record::decode(&bytes).unwrap().0, legacy);
+        let mut bad = legacy.clone();
+        bad.origin = "not an agent id!".into();
+        let mut bytes = Vec::new();
+        bad.encode_into(&mut bytes);
+        assert!(Record::decode(&bytes).is_err());
     }
 
     proptest! {

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loghound_shared::{AgentId, ByteOffset, Event, FileId};
+
+use crate::ingest::checkpoint::Checkpoint;
+use crate::ingest::{InEvent, Origin};
+use crate::log::memory::MemoryLog;
 use time::macros::date;
 use time::Date;
 
@@ -36,12 +40,12 @@ fn batch(seq: u64, day: Date, lines: u64) -> LoggedBatch {
                 invalid_utf8: false,
                 format: None,
             };
-            (n as usize, event)
+            (n as usize, InEvent::from(event))
         })
         .collect();
     LoggedBatch {
-        seq,
-        agent: AgentId::new("retention-agent").unwrap(),
+        position: LogPosition(seq),
+        origin: Origin::Agent(AgentId::new("retention-agent").unwrap()),
         received_at_ms: noon_ms(day),
         cost_bytes: 0,
         events,
@@ -58,11 +62,10 @@ fn start(data_dir: &Path, retention_days: Option<u32>) -> Running {
     std::fs::create_dir_all(data_dir.join("wal")).unwrap();
     let indexes = IndexSet::open(&data_dir.join("indexes")).unwrap();
     let checkpoint = Checkpoint::load(data_dir).unwrap();
+    let log: Arc<dyn Log> = Arc::new(MemoryLog::default());
     let (committed_tx, _committed_rx) = watch::channel(checkpoint.indexed_through_seq);
     let indexer = Indexer::new(
         IndexerConfig {
-            data_dir: data_dir.to_path_buf(),
-            wal_dir: data_dir.join("wal"),
             commit_interval: Duration::from_millis(50),
             writer_heap_bytes: 16 << 20,
             writer_threads: 1,
@@ -70,10 +73,10 @@ fn start(data_dir: &Path, retention_days: Option<u32>) -> Running {
         },
         Arc::clone(&indexes),
         // Nothing here goes through a WAL: every record counts as durable.
-        Durability::new(u64::MAX >> 1),
-        &checkpoint,
+        log.clone(),
+        Checkpoints::new(data_dir, log, Arc::new(std::sync::Mutex::new(checkpoint.dedup()))),
         committed_tx,
-        Arc::new(super::super::queue::QueueBudget::new(64 << 20)),
+        Arc::new(QueueBudget::new(64 << 20)),
     );
     let (tx, rx) = crossbeam_channel::bounded(16);
     let thread = std::thread::spawn(move || indexer.run(rx));

@@ -10,14 +10,14 @@
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use loghound_shared::Event;
+use super::InEvent;
 
 /// Bytes counted per event besides its strings: the `Event` itself, its
 /// position in the batch and the vector slot.
 const EVENT_OVERHEAD_BYTES: u64 = 160;
 
 /// The estimated memory of accepted events while they wait for the index.
-pub fn events_cost_bytes<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64 {
+pub fn events_cost_bytes<'a>(events: impl IntoIterator<Item = &'a InEvent>) -> u64 {
     events
         .into_iter()
         .map(|event| {
@@ -25,7 +25,7 @@ pub fn events_cost_bytes<'a>(events: impl IntoIterator<Item = &'a Event>) -> u64
             let strings = event.message.len()
                 + event.host.len()
                 + event.source.len()
-                + event.file_id.as_str().len()
+                + event.stream.as_ref().map_or(0, |r| r.stream.as_str().len())
                 + event.format.as_deref().map_or(0, str::len)
                 + tags;
             strings as u64 + EVENT_OVERHEAD_BYTES
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn cost_counts_strings_and_overhead() {
-        let event = Event {
+        let event = InEvent::from(loghound_shared::Event {
             file_id: loghound_shared::FileId::new("f").unwrap(),
             offset: loghound_shared::ByteOffset(0),
             end_offset: loghound_shared::ByteOffset(6),
@@ -161,7 +161,7 @@ mod tests {
             truncated: false,
             invalid_utf8: false,
             format: None,
-        };
+        });
         assert_eq!(events_cost_bytes([&event, &event]), 2 * (8 + 160));
     }
 }

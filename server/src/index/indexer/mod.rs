@@ -13,39 +13,25 @@
 //! errors stop the process; the WAL replays on restart.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use loghound_shared::{AgentId, Event};
 use tantivy::merge_policy::LogMergePolicy;
-use tantivy::{DateTime, IndexWriter, TantivyDocument};
+use tantivy::IndexWriter;
 use time::Date;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use super::queue::QueueBudget;
-use super::{day_of_ms, event_id, IndexSet, MAX_CLOCK_SKEW_MS};
-use crate::checkpoint::Checkpoint;
-use crate::dedup::Dedup;
-use crate::parse::{parse, FormatHint, Parsed};
-use crate::wal::{remove_segments_through, Durability};
+mod document;
+mod retention;
 
-/// The accepted events of one WAL record.
-pub struct LoggedBatch {
-    /// WAL sequence number.
-    pub seq: u64,
-    /// Sender.
-    pub agent: AgentId,
-    /// When the server received the batch.
-    pub received_at_ms: i64,
-    /// Bytes reserved for it in the queue budget, given back once the
-    /// batch is committed.
-    pub cost_bytes: u64,
-    /// Accepted events with their position in the batch as sent.
-    pub events: Vec<(usize, Event)>,
-}
+pub use self::retention::RetentionReport;
+use super::{day_of_ms, IndexSet};
+pub use crate::ingest::LoggedBatch;
+use crate::ingest::checkpoint::{Checkpoints, Stored};
+use crate::ingest::queue::QueueBudget;
+use crate::log::{Log, LogPosition};
 
 /// What the indexer thread is told.
 pub enum IndexerMsg {
@@ -62,22 +48,8 @@ pub enum IndexerMsg {
     },
 }
 
-/// What one retention pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RetentionReport {
-    /// Days whose index directory was deleted.
-    pub dropped: Vec<Date>,
-    /// Days taken out of searches but still held by a running search;
-    /// their directories are deleted once it lets go.
-    pub deferred: Vec<Date>,
-}
-
 /// Settings of the indexer.
 pub struct IndexerConfig {
-    /// Where `checkpoint.json` lives.
-    pub data_dir: PathBuf,
-    /// The WAL directory, whose old segments the indexer releases.
-    pub wal_dir: PathBuf,
     /// Time between commits.
     pub commit_interval: Duration,
     /// Writer memory per day.
@@ -92,9 +64,6 @@ pub struct IndexerConfig {
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// How often retention runs (besides once at start).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
-/// How long a retention pass waits for running searches to let go of a
-/// dropped day before leaving its deletion to a later commit tick.
-const RETENTION_READER_WAIT: Duration = Duration::from_secs(2);
 /// A day's writer closes after this long without new events.
 const WRITER_IDLE: Duration = Duration::from_secs(120);
 /// Most day writers open at once: today's, and yesterday's while a replay
@@ -122,9 +91,9 @@ struct Writer {
 pub struct Indexer {
     config: IndexerConfig,
     indexes: Arc<IndexSet>,
-    durability: Durability,
+    log: Arc<dyn Log>,
+    checkpoints: Checkpoints,
     writers: HashMap<Date, Writer>,
-    dedup: Dedup,
     /// The last record added to a writer and not committed yet.
     pending_seq: Option<u64>,
     /// Every batch received and not committed yet, in order; the first
@@ -166,35 +135,27 @@ fn merge_policy() -> LogMergePolicy {
     policy
 }
 
-/// The event's time: the line's own timestamp when it has one, else when
-/// the agent read it (unless that is implausible), else the receive time.
-fn event_time_ms(parsed: &Parsed, event: &Event, received_at_ms: i64) -> i64 {
-    if let Some(ms) = parsed.timestamp_ms {
-        return ms;
-    }
-    match event.read_at_ms {
-        Some(ms) if ms > 0 && ms <= received_at_ms + MAX_CLOCK_SKEW_MS => ms,
-        _ => received_at_ms,
-    }
-}
-
 impl Indexer {
-    /// An indexer starting from a loaded checkpoint. Each batch's
-    /// `cost_bytes` is given back to `queue` once the batch is committed.
+    /// An indexer whose indexes hold every record through the position
+    /// `committed_tx` starts at. It never makes searchable what `log` has
+    /// not made durable, and writes checkpoints through `checkpoints`. Each
+    /// batch's `cost_bytes` is given back to `queue` once the batch is
+    /// committed.
     pub fn new(
         config: IndexerConfig,
         indexes: Arc<IndexSet>,
-        durability: Durability,
-        checkpoint: &Checkpoint,
+        log: Arc<dyn Log>,
+        checkpoints: Checkpoints,
         committed_tx: watch::Sender<u64>,
         queue: Arc<QueueBudget>,
     ) -> Self {
+        let checkpointed_seq = *committed_tx.borrow();
         Indexer {
             config,
             indexes,
-            durability,
+            log,
+            checkpoints,
             writers: HashMap::new(),
-            dedup: checkpoint.dedup(),
             pending_seq: None,
             uncommitted: Vec::new(),
             num_added: 0,
@@ -202,7 +163,7 @@ impl Indexer {
             stall: None,
             committed_tx,
             last_checkpoint: Instant::now(),
-            checkpointed_seq: checkpoint.indexed_through_seq,
+            checkpointed_seq,
             doomed: Vec::new(),
         }
     }
@@ -268,124 +229,32 @@ impl Indexer {
         }
     }
 
-    /// Drops the day indexes that `retention_days` no longer keeps: every
-    /// day before `today − retention_days` (all of such a day is more than
-    /// `retention_days` × 24 h old). Days are days of receipt, so only the
-    /// WAL records received on a day feed its index; everything logged so
-    /// far is committed and checkpointed first, so no replay will ever
-    /// need a dropped day (records still on their way to the indexer were
-    /// received today). Failures are logged, never fatal: the day stays
-    /// and the next pass tries again.
-    fn retention_pass(&mut self, today: Date) -> RetentionReport {
-        let mut report = RetentionReport::default();
-        let Some(keep_days) = self.config.retention_days else {
-            return report;
-        };
-        let Some(cutoff) = today.checked_sub(time::Duration::days(i64::from(keep_days))) else {
-            return report;
-        };
-        let expired: Vec<Date> = self
-            .indexes
-            .days()
-            .into_iter()
-            .filter(|day| *day < cutoff)
-            .collect();
-        if expired.is_empty() {
-            return report;
-        }
-        if self.stall.is_none() {
-            self.commit_or_stall();
-        }
-        if !self.uncommitted.is_empty() {
-            warn!("retention: indexing is paused by a full disk; no day dropped");
-            return report;
-        }
-        if let Err(error) = self.store_checkpoint() {
-            error!(%error, "retention: cannot write the checkpoint; no day dropped");
-            return report;
-        }
-        for day in expired {
-            if let Some(writer) = self.writers.remove(&day) {
-                if let Err(error) = writer.writer.wait_merging_threads() {
-                    error!(%day, %error, "retention: closing the day's writer failed");
-                }
-            }
-            let still_needed = self
-                .indexes
-                .open_day(day)
-                .map(|index| index.committed_seq() > self.checkpointed_seq)
-                .unwrap_or(true);
-            if still_needed {
-                // Not reachable after the checkpoint above; kept as a guard.
-                info!(%day, "retention: day still needed by the write-ahead log; kept");
-                continue;
-            }
-            let Some(index) = self.indexes.remove_day(day) else {
-                continue;
-            };
-            let deadline = Instant::now() + RETENTION_READER_WAIT;
-            while Arc::strong_count(&index) > 1 && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if Arc::strong_count(&index) > 1 {
-                info!(%day, "retention: day dropped from searches; deleting it once running searches end");
-                self.doomed.push(index);
-                report.deferred.push(day);
-            } else if self.delete_day(index) {
-                report.dropped.push(day);
-            }
-        }
-        report
-    }
-
-    /// Deletes the directories of dropped days that no search holds any
-    /// more.
-    fn delete_released_days(&mut self) {
-        let (free, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.doomed)
-            .into_iter()
-            .partition(|index| Arc::strong_count(index) == 1);
-        self.doomed = held;
-        for index in free {
-            self.delete_day(index);
-        }
-    }
-
-    /// Closes a dropped day (its reader and files) and deletes its
-    /// directory; returns whether that worked.
-    fn delete_day(&self, index: Arc<super::DayIndex>) -> bool {
-        let day = index.day;
-        let dir = self.indexes.day_dir(day);
-        drop(index);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {
-                info!(%day, "retention: day index deleted");
-                true
-            }
-            Err(error) => {
-                error!(%day, %error, dir = %dir.display(), "retention: cannot delete the day index");
-                false
-            }
-        }
-    }
-
-    /// Writes `checkpoint.json` for what is committed and releases the WAL
-    /// segments wholly before it. Only with nothing uncommitted: the dedup
-    /// state stored must be that of the committed records.
-    fn store_checkpoint(&mut self) -> anyhow::Result<()> {
+    /// Writes `checkpoint.json` for what is committed and lets the log
+    /// free what is before it. Only with nothing uncommitted, so replay
+    /// never starts past a record a full disk kept out of the indexes.
+    /// Returns whether it was written: it waits while records of an
+    /// earlier release are not all committed.
+    fn store_checkpoint(&mut self) -> anyhow::Result<bool> {
         debug_assert!(self.uncommitted.is_empty() && self.pending_seq.is_none());
         let committed = self.committed_seq();
-        Checkpoint::new(committed, &self.dedup).store(&self.config.data_dir)?;
-        self.checkpointed_seq = committed;
         self.last_checkpoint = Instant::now();
-        let removed = remove_segments_through(&self.config.wal_dir, committed)?;
-        if removed > 0 {
-            debug!(
-                removed,
-                through_seq = committed,
-                "released write-ahead log segments"
-            );
+        match self.checkpoints.store(LogPosition(committed))? {
+            Stored::Written { released } => {
+                self.checkpointed_seq = committed;
+                if released > 0 {
+                    debug!(
+                        released,
+                        through_seq = committed,
+                        "released log segments"
+                    );
+                }
+                Ok(true)
+            }
+            Stored::Deferred(until) => {
+                debug!(%until, "checkpoint waits for records of an earlier release");
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
     /// Stops the process on an index error other than a full disk.
@@ -489,60 +358,19 @@ impl Indexer {
 
     fn add(&mut self, batch: &LoggedBatch) -> anyhow::Result<()> {
         let fields = self.indexes.fields.clone();
-        let received = DateTime::from_timestamp_millis(batch.received_at_ms);
+        let seq = batch.position.get();
         // Indexes are per day of receipt: the live stream and a back-fill of
         // old files both go to one writer, whatever times the lines carry.
         let day = self.indexes.open_day(day_of_ms(batch.received_at_ms))?;
-        if day.committed_seq() >= batch.seq {
+        if day.committed_seq() >= seq {
             // Replay of a record this day already committed.
-            self.dedup
-                .record(&batch.agent, batch.events.iter().map(|(_, e)| e));
-            self.pending_seq = Some(batch.seq);
+            self.pending_seq = Some(seq);
             return Ok(());
         }
+        let origin = batch.origin.key();
         let writer = self.writer(day.day)?;
         for (index, event) in &batch.events {
-            let hint = event
-                .format
-                .as_deref()
-                .and_then(|f| f.parse::<FormatHint>().ok())
-                .unwrap_or_default();
-            let parsed = parse(&event.message, hint, batch.received_at_ms);
-            let time_ms = event_time_ms(&parsed, event, batch.received_at_ms);
-            let mut doc = TantivyDocument::new();
-            doc.add_u64(fields.id, event_id(batch.seq, *index));
-            doc.add_date(fields.timestamp, DateTime::from_timestamp_millis(time_ms));
-            doc.add_date(fields.received_at, received);
-            doc.add_text(fields.host, &event.host);
-            doc.add_text(fields.source, &event.source);
-            if let Some(app) = event.tags.get("app") {
-                doc.add_text(fields.app, app);
-            }
-            doc.add_text(fields.message, &event.message);
-            if let Some(severity) = parsed.severity {
-                doc.add_text(fields.severity, severity.name());
-            }
-            if !parsed.fields.is_empty() {
-                let object = serde_json::Value::Object(parsed.fields);
-                doc.add_field_value(fields.fields, &tantivy::schema::OwnedValue::from(object));
-            }
-            if !event.tags.is_empty() {
-                let tags = event
-                    .tags
-                    .iter()
-                    .map(|(k, v)| (k.clone(), tantivy::schema::OwnedValue::Str(v.clone())))
-                    .collect::<std::collections::BTreeMap<_, _>>();
-                doc.add_object(fields.tags, tags);
-            }
-            doc.add_text(fields.agent, batch.agent.as_str());
-            doc.add_text(fields.file_id, event.file_id.as_str());
-            doc.add_u64(fields.offset, event.offset.0);
-            if event.truncated {
-                doc.add_bool(fields.truncated, true);
-            }
-            if event.invalid_utf8 {
-                doc.add_bool(fields.invalid_utf8, true);
-            }
+            let doc = document::build(&fields, seq, *index, event, &origin, batch.received_at_ms);
             if let Err(error) = writer.writer.add_document(doc) {
                 // A failed indexing thread shows here only as "killed";
                 // joining the threads yields the real cause.
@@ -554,9 +382,7 @@ impl Indexer {
         }
         writer.dirty = true;
         writer.last_used = Instant::now();
-        self.dedup
-            .record(&batch.agent, batch.events.iter().map(|(_, e)| e));
-        self.pending_seq = Some(batch.seq);
+        self.pending_seq = Some(seq);
         Ok(())
     }
 
@@ -594,7 +420,7 @@ impl Indexer {
             return Ok(());
         };
         // Never make searchable what a crash could still take back.
-        self.durability.wait_blocking(seq);
+        self.log.wait_durable_blocking(LogPosition(seq));
         let mut prepared = writer.writer.prepare_commit()?;
         prepared.set_payload(&seq.to_string());
         prepared.commit()?;
@@ -676,5 +502,4 @@ impl Indexer {
 }
 
 #[cfg(test)]
-#[path = "retention_tests.rs"]
 mod retention_tests;

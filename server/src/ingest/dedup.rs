@@ -1,6 +1,6 @@
-//! The rule that makes retries harmless: per (agent, file id), the byte
-//! ranges already logged. An event whose start offset falls inside a known
-//! range is a duplicate.
+//! The rule that makes retries harmless: per (origin, stream), the
+//! ranges already logged. An event whose start falls inside a known range
+//! is a duplicate; an event without a stream range is never one.
 //!
 //! Ranges rather than one high-water mark, because an agent keeps several
 //! batches of one file in flight: a later batch may be logged while an
@@ -10,13 +10,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use loghound_shared::{AgentId, Event, FileId};
+use loghound_shared::FileId;
 use serde::{Deserialize, Serialize};
 
-/// Known byte ranges of every stream.
+use super::InEvent;
+
+/// Known ranges of every stream, by origin key ([`super::Origin::key`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dedup {
-    streams: HashMap<AgentId, HashMap<FileId, Ranges>>,
+    streams: HashMap<String, HashMap<FileId, Ranges>>,
 }
 
 /// Disjoint, non-adjacent `[start, end)` ranges, keyed by start.
@@ -49,10 +51,11 @@ impl Ranges {
     }
 }
 
-/// One stream's state in a snapshot.
+/// One stream's state in a snapshot. The origin key is stored as
+/// `agent`, the name it had when only agents sent batches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamSnapshot {
-    agent: AgentId,
+    agent: String,
     file_id: FileId,
     ranges: Vec<(u64, u64)>,
 }
@@ -61,35 +64,45 @@ impl Dedup {
     /// Which events of a batch are new, by index. Events repeated inside the
     /// batch itself count once. Does not change the state: call
     /// [`Dedup::record`] once the new events are logged.
-    pub fn new_events(&self, agent: &AgentId, events: &[Event]) -> Vec<usize> {
+    pub fn new_events(&self, origin: &str, events: &[InEvent]) -> Vec<usize> {
         let mut seen_in_batch: HashMap<&FileId, Ranges> = HashMap::new();
         let mut fresh = Vec::new();
-        let files = self.streams.get(agent);
+        let files = self.streams.get(origin);
         for (index, event) in events.iter().enumerate() {
-            let offset = event.offset.0;
+            let Some(range) = &event.stream else {
+                fresh.push(index);
+                continue;
+            };
             let known = files
-                .and_then(|files| files.get(&event.file_id))
-                .is_some_and(|r| r.contains(offset));
-            let in_batch = seen_in_batch.entry(&event.file_id).or_default();
-            if known || in_batch.contains(offset) {
+                .and_then(|files| files.get(&range.stream))
+                .is_some_and(|r| r.contains(range.start));
+            let in_batch = seen_in_batch.entry(&range.stream).or_default();
+            if known || in_batch.contains(range.start) {
                 continue;
             }
-            in_batch.insert(offset, event.end_offset.0);
+            in_batch.insert(range.start, range.end);
             fresh.push(index);
         }
         fresh
     }
 
     /// Records the given (new) events as logged.
-    pub fn record<'a>(&mut self, agent: &AgentId, events: impl IntoIterator<Item = &'a Event>) {
-        let files = self.streams.entry(agent.clone()).or_default();
-        for event in events {
-            match files.get_mut(&event.file_id) {
-                Some(ranges) => ranges.insert(event.offset.0, event.end_offset.0),
+    pub fn record<'a>(&mut self, origin: &str, events: impl IntoIterator<Item = &'a InEvent>) {
+        let mut ranges = events.into_iter().filter_map(|e| e.stream.as_ref()).peekable();
+        if ranges.peek().is_none() {
+            return;
+        }
+        let files = match self.streams.get_mut(origin) {
+            Some(files) => files,
+            None => self.streams.entry(origin.to_string()).or_default(),
+        };
+        for range in ranges {
+            match files.get_mut(&range.stream) {
+                Some(known) => known.insert(range.start, range.end),
                 None => {
-                    let mut ranges = Ranges::default();
-                    ranges.insert(event.offset.0, event.end_offset.0);
-                    files.insert(event.file_id.clone(), ranges);
+                    let mut known = Ranges::default();
+                    known.insert(range.start, range.end);
+                    files.insert(range.stream.clone(), known);
                 }
             }
         }
@@ -137,13 +150,13 @@ impl Dedup {
 
 #[cfg(test)]
 mod tests {
-    use loghound_shared::ByteOffset;
+    use loghound_shared::{ByteOffset, Event};
     use proptest::prelude::*;
 
     use super::*;
 
-    fn event(file: &str, start: u64, end: u64) -> Event {
-        Event {
+    fn event(file: &str, start: u64, end: u64) -> InEvent {
+        InEvent::from(Event {
             file_id: FileId::new(file).unwrap(),
             offset: ByteOffset(start),
             end_offset: ByteOffset(end),
@@ -155,32 +168,47 @@ mod tests {
             truncated: false,
             invalid_utf8: false,
             format: None,
-        }
+        })
     }
 
-    fn accept(dedup: &mut Dedup, agent: &AgentId, events: &[Event]) -> usize {
+    fn accept(dedup: &mut Dedup, agent: &str, events: &[InEvent]) -> usize {
         let fresh = dedup.new_events(agent, events);
         dedup.record(agent, fresh.iter().map(|&i| &events[i]));
         fresh.len()
     }
 
+    fn start_of(event: &InEvent) -> u64 {
+        event.stream.as_ref().map_or(0, |r| r.start)
+    }
+
+    #[test]
+    fn events_without_a_stream_are_never_duplicates() {
+        let mut dedup = Dedup::default();
+        let mut plain = event("f", 0, 10);
+        plain.stream = None;
+        let batch = [plain.clone(), plain];
+        assert_eq!(accept(&mut dedup, "input:syslog", &batch), 2);
+        assert_eq!(accept(&mut dedup, "input:syslog", &batch), 2);
+        assert_eq!(dedup.num_streams(), 0);
+    }
+
     #[test]
     fn resent_batch_is_all_duplicates() {
-        let agent = AgentId::new("a").unwrap();
+        let agent = "a";
         let mut dedup = Dedup::default();
         let batch = [event("f", 0, 10), event("f", 10, 20)];
-        assert_eq!(accept(&mut dedup, &agent, &batch), 2);
-        assert_eq!(accept(&mut dedup, &agent, &batch), 0);
+        assert_eq!(accept(&mut dedup, agent, &batch), 2);
+        assert_eq!(accept(&mut dedup, agent, &batch), 0);
     }
 
     #[test]
     fn earlier_batch_arriving_late_is_not_a_duplicate() {
         // Regression: a single high-water mark would drop batch 1 here.
-        let agent = AgentId::new("a").unwrap();
+        let agent = "a";
         let mut dedup = Dedup::default();
-        assert_eq!(accept(&mut dedup, &agent, &[event("f", 100, 200)]), 1);
-        assert_eq!(accept(&mut dedup, &agent, &[event("f", 0, 100)]), 1);
-        assert_eq!(accept(&mut dedup, &agent, &[event("f", 0, 100)]), 0);
+        assert_eq!(accept(&mut dedup, agent, &[event("f", 100, 200)]), 1);
+        assert_eq!(accept(&mut dedup, agent, &[event("f", 0, 100)]), 1);
+        assert_eq!(accept(&mut dedup, agent, &[event("f", 0, 100)]), 0);
         let ranges = dedup
             .streams
             .values()
@@ -194,20 +222,20 @@ mod tests {
 
     #[test]
     fn streams_are_per_agent_and_file() {
-        let a = AgentId::new("a").unwrap();
-        let b = AgentId::new("b").unwrap();
+        let a = "a";
+        let b = "b";
         let mut dedup = Dedup::default();
-        assert_eq!(accept(&mut dedup, &a, &[event("f", 0, 10)]), 1);
-        assert_eq!(accept(&mut dedup, &b, &[event("f", 0, 10)]), 1);
-        assert_eq!(accept(&mut dedup, &a, &[event("g", 0, 10)]), 1);
+        assert_eq!(accept(&mut dedup, a, &[event("f", 0, 10)]), 1);
+        assert_eq!(accept(&mut dedup, b, &[event("f", 0, 10)]), 1);
+        assert_eq!(accept(&mut dedup, a, &[event("g", 0, 10)]), 1);
     }
 
     #[test]
     fn duplicates_inside_one_batch_count_once() {
-        let a = AgentId::new("a").unwrap();
+        let a = "a";
         let mut dedup = Dedup::default();
         assert_eq!(
-            accept(&mut dedup, &a, &[event("f", 0, 10), event("f", 0, 10)]),
+            accept(&mut dedup, a, &[event("f", 0, 10), event("f", 0, 10)]),
             1
         );
     }
@@ -221,12 +249,12 @@ mod tests {
             lines in proptest::collection::vec(1u64..50, 1..40),
             sends in proptest::collection::vec((0usize..40, 1usize..6), 1..60),
         ) {
-            let agent = AgentId::new("a").unwrap();
+            let agent = "a";
             let mut offsets = vec![0u64];
             for len in &lines {
                 offsets.push(offsets.last().unwrap() + len);
             }
-            let all: Vec<Event> = offsets.windows(2).map(|w| event("f", w[0], w[1])).collect();
+            let all: Vec<InEvent> = offsets.windows(2).map(|w| event("f", w[0], w[1])).collect();
             let mut dedup = Dedup::default();
             let mut model = std::collections::BTreeSet::new();
             let mut logged = 0usize;
@@ -234,10 +262,10 @@ mod tests {
                 let start = start % all.len();
                 let end = (start + len).min(all.len());
                 let batch = &all[start..end];
-                let expected_new = batch.iter().filter(|e| !model.contains(&e.offset.0)).count();
-                let got = accept(&mut dedup, &agent, batch);
+                let expected_new = batch.iter().filter(|e| !model.contains(&start_of(e))).count();
+                let got = accept(&mut dedup, agent, batch);
                 prop_assert_eq!(got, expected_new);
-                model.extend(batch.iter().map(|e| e.offset.0));
+                model.extend(batch.iter().map(start_of));
                 logged += got;
                 dedup = Dedup::from_snapshot(dedup.snapshot());
             }
