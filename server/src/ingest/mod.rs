@@ -345,3 +345,5 @@ fn take_indices<E>(events: Vec<E>, keep: &[usize]) -> Vec<(usize, E)> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upgrade_tests;
