@@ -236,11 +236,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
     let indexes = IndexSet::open(&data_dir.join("indexes"))?;
     let checkpoint = Checkpoint::load(&data_dir)?;
     let replay_from = LogPosition(checkpoint.indexed_through_seq + 1);
-    let (wal, opened) = Wal::open(
-        &data_dir.join("wal"),
-        config.wal_segment_bytes,
-        replay_from,
-    )?;
+    let (wal, opened) = Wal::open(&data_dir.join("wal"), config.wal_segment_bytes, replay_from)?;
     let log: Arc<dyn Log> = wal;
     let state = Arc::new(std::sync::Mutex::new(checkpoint.dedup()));
     let checkpoints = Checkpoints::new(&data_dir, Arc::clone(&log), Arc::clone(&state));
@@ -305,13 +301,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         }
     }
 
-    let ingest = Arc::new(Ingest::new(
-        limits,
-        log,
-        state,
-        indexer_tx.clone(),
-        queue,
-    ));
+    let ingest = Arc::new(Ingest::new(limits, log, state, indexer_tx.clone(), queue));
     let searcher = Arc::new(Searcher::new(Arc::clone(&indexes)));
     let alerts = crate::alerts::Alerts::new(
         &data_dir,

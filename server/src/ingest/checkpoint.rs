@@ -106,8 +106,8 @@ impl Checkpoint {
             }
             Err(source) => return Err(CheckpointError::Io { path, source }),
         };
-        let checkpoint: Checkpoint = serde_json::from_str(&text)
-            .map_err(|source| CheckpointError::Corrupt {
+        let checkpoint: Checkpoint =
+            serde_json::from_str(&text).map_err(|source| CheckpointError::Corrupt {
                 path: path.clone(),
                 source,
             })?;

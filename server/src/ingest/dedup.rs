@@ -88,7 +88,10 @@ impl Dedup {
 
     /// Records the given (new) events as logged.
     pub fn record<'a>(&mut self, origin: &str, events: impl IntoIterator<Item = &'a InEvent>) {
-        let mut ranges = events.into_iter().filter_map(|e| e.stream.as_ref()).peekable();
+        let mut ranges = events
+            .into_iter()
+            .filter_map(|e| e.stream.as_ref())
+            .peekable();
         if ranges.peek().is_none() {
             return;
         }

@@ -167,7 +167,10 @@ mod tests {
         let events: Vec<_> = (0..5).map(|n| event(n, n % 2 == 0)).collect();
         let body = encode(&events, &[0, 2, 3], None);
         let back = decode(&body, &Limits::default()).unwrap();
-        let expected: Vec<_> = [0usize, 2, 3].iter().map(|&i| (i, events[i].clone())).collect();
+        let expected: Vec<_> = [0usize, 2, 3]
+            .iter()
+            .map(|&i| (i, events[i].clone()))
+            .collect();
         assert_eq!(back, expected);
     }
 
@@ -201,7 +204,10 @@ mod tests {
         let events: Vec<_> = (0..2).map(|n| event(n, true)).collect();
         let body = encode(&events, &[0], None);
         for cut in 0..5 {
-            assert!(decode(&body[..cut], &Limits::default()).is_err(), "cut {cut}");
+            assert!(
+                decode(&body[..cut], &Limits::default()).is_err(),
+                "cut {cut}"
+            );
         }
         let mut bad_kind = body.clone();
         bad_kind[0] = 9;

@@ -120,8 +120,7 @@ impl Record {
             .ok_or(RecordError::Corrupt("origin past the end"))?;
         let origin = std::str::from_utf8(origin_bytes)
             .map_err(|_| RecordError::Corrupt("origin is not UTF-8"))?;
-        if format == BodyFormat::LegacyAgentBatch
-            && loghound_shared::AgentId::new(origin).is_err()
+        if format == BodyFormat::LegacyAgentBatch && loghound_shared::AgentId::new(origin).is_err()
         {
             return Err(RecordError::Corrupt("invalid agent id"));
         }

@@ -28,9 +28,9 @@ mod retention;
 
 pub use self::retention::RetentionReport;
 use super::{day_of_ms, IndexSet};
-pub use crate::ingest::LoggedBatch;
 use crate::ingest::checkpoint::{Checkpoints, Stored};
 use crate::ingest::queue::QueueBudget;
+pub use crate::ingest::LoggedBatch;
 use crate::log::{Log, LogPosition};
 
 /// What the indexer thread is told.
@@ -242,11 +242,7 @@ impl Indexer {
             Stored::Written { released } => {
                 self.checkpointed_seq = committed;
                 if released > 0 {
-                    debug!(
-                        released,
-                        through_seq = committed,
-                        "released log segments"
-                    );
+                    debug!(released, through_seq = committed, "released log segments");
                 }
                 Ok(true)
             }

@@ -74,7 +74,11 @@ fn start(data_dir: &Path, retention_days: Option<u32>) -> Running {
         Arc::clone(&indexes),
         // Nothing here goes through a WAL: every record counts as durable.
         log.clone(),
-        Checkpoints::new(data_dir, log, Arc::new(std::sync::Mutex::new(checkpoint.dedup()))),
+        Checkpoints::new(
+            data_dir,
+            log,
+            Arc::new(std::sync::Mutex::new(checkpoint.dedup())),
+        ),
         committed_tx,
         Arc::new(QueueBudget::new(64 << 20)),
     );
