@@ -324,16 +324,9 @@ impl Wal {
             writer.roll()?;
         }
         let seq = writer.next_seq;
-        let record = Record {
-            seq,
-            received_at_ms,
-            origin: origin.to_string(),
-            format,
-            body: body.to_vec(),
-        };
         let mut buffer = std::mem::take(&mut writer.encode_buffer);
         buffer.clear();
-        record.encode_into(&mut buffer);
+        record::encode_parts(seq, received_at_ms, origin, format, body, &mut buffer);
         let result = writer.file.write_all(&buffer);
         let len = buffer.len() as u64;
         writer.encode_buffer = buffer;

@@ -62,23 +62,14 @@ impl Record {
     /// Appends the encoded record to `out`. The origin must be at most
     /// [`MAX_ORIGIN_BYTES`] long (the log checks before encoding).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        let origin = self.origin.as_bytes();
-        let payload_len = 8 + 8 + 2 + origin.len() + self.body.len();
-        out.reserve(HEADER_BYTES + payload_len);
-        let start = out.len();
-        out.extend_from_slice(&(payload_len as u32).to_le_bytes());
-        out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.received_at_ms.to_le_bytes());
-        let mut origin_len = (origin.len().min(MAX_ORIGIN_BYTES)) as u16;
-        if self.format == BodyFormat::Ingest {
-            origin_len |= INGEST_FORMAT_BIT;
-        }
-        out.extend_from_slice(&origin_len.to_le_bytes());
-        out.extend_from_slice(origin);
-        out.extend_from_slice(&self.body);
-        let crc = crc32fast::hash(&out[start + HEADER_BYTES..]);
-        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        encode_parts(
+            self.seq,
+            self.received_at_ms,
+            &self.origin,
+            self.format,
+            &self.body,
+            out,
+        );
     }
 
     /// Decodes the record at the start of `bytes`, returning it and its
@@ -136,6 +127,35 @@ impl Record {
             total,
         ))
     }
+}
+
+/// Appends a record made of these parts to `out`, as
+/// [`Record::encode_into`] does, without building the record first.
+pub fn encode_parts(
+    seq: u64,
+    received_at_ms: i64,
+    origin: &str,
+    format: BodyFormat,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let origin = origin.as_bytes();
+    let payload_len = 8 + 8 + 2 + origin.len() + body.len();
+    out.reserve(HEADER_BYTES + payload_len);
+    let start = out.len();
+    out.extend_from_slice(&(payload_len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&received_at_ms.to_le_bytes());
+    let mut origin_len = (origin.len().min(MAX_ORIGIN_BYTES)) as u16;
+    if format == BodyFormat::Ingest {
+        origin_len |= INGEST_FORMAT_BIT;
+    }
+    out.extend_from_slice(&origin_len.to_le_bytes());
+    out.extend_from_slice(origin);
+    out.extend_from_slice(body);
+    let crc = crc32fast::hash(&out[start + HEADER_BYTES..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn le4(bytes: &[u8]) -> [u8; 4] {
