@@ -4,9 +4,51 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use loghound_shared::Limits;
 use serde::Deserialize;
+
+/// Why a config file cannot be used. Each message names the file and,
+/// through its cause, the line or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {cause}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What reading it answered.
+        cause: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped key.
+    #[error("invalid config file {}: {cause}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        cause: toml::de::Error,
+    },
+    /// A value is out of its range.
+    #[error("invalid config file {}: {cause}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which key, and why.
+        cause: InvalidConfig,
+    },
+}
+
+/// A value the types accept but the server cannot use; the message names
+/// the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(String);
+
+/// Returns an [`InvalidConfig`] with a formatted message.
+macro_rules! invalid {
+    ($($message:tt)*) => {
+        return Err(InvalidConfig(std::fmt::format(format_args!($($message)*))))
+    };
+}
 
 /// The server's whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -278,14 +320,20 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// Reads and validates a `server.toml`; errors name the file, line and key.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let config: ServerConfig = toml::from_str(&text)
-            .with_context(|| format!("invalid config file {}", path.display()))?;
-        config
-            .validate()
-            .with_context(|| format!("invalid config file {}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let path_buf = || path.to_path_buf();
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            path: path_buf(),
+            cause,
+        })?;
+        let config: ServerConfig = toml::from_str(&text).map_err(|cause| ConfigError::Parse {
+            path: path_buf(),
+            cause,
+        })?;
+        config.validate().map_err(|cause| ConfigError::Invalid {
+            path: path_buf(),
+            cause,
+        })?;
         Ok(config)
     }
 
@@ -320,42 +368,42 @@ impl ServerConfig {
     }
 
     /// Checks what the types cannot.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         if self.version != 1 {
-            bail!(
+            invalid!(
                 "key `version`: unsupported version {}, expected 1",
                 self.version
             );
         }
         if self.commit_interval_ms == 0 || self.commit_interval_ms > 60_000 {
-            bail!("key `commit_interval_ms`: must be between 1 and 60000");
+            invalid!("key `commit_interval_ms`: must be between 1 and 60000");
         }
         if self.index_writer_heap_bytes < 16 << 20 {
-            bail!("key `index_writer_heap_bytes`: must be at least 16 MiB (16777216)");
+            invalid!("key `index_writer_heap_bytes`: must be at least 16 MiB (16777216)");
         }
         if self.index_writer_threads == 0 || self.index_writer_threads > 8 {
-            bail!("key `index_writer_threads`: must be between 1 and 8");
+            invalid!("key `index_writer_threads`: must be between 1 and 8");
         }
         if self.body_idle_timeout_ms == 0 {
-            bail!("key `body_idle_timeout_ms`: must be positive");
+            invalid!("key `body_idle_timeout_ms`: must be positive");
         }
         if self.header_read_timeout_ms == 0 || self.header_read_timeout_ms > 3_600_000 {
-            bail!("key `header_read_timeout_ms`: must be between 1 and 3600000");
+            invalid!("key `header_read_timeout_ms`: must be between 1 and 3600000");
         }
         if let Some(days) = self.retention_days {
             if days == 0 || days > 36_500 {
-                bail!("key `retention_days`: must be between 1 and 36500 (or left out to keep everything)");
+                invalid!("key `retention_days`: must be between 1 and 36500 (or left out to keep everything)");
             }
         }
         if self.index_queue_max_bytes < 1 << 20 {
-            bail!("key `index_queue_max_bytes`: must be at least 1 MiB (1048576)");
+            invalid!("key `index_queue_max_bytes`: must be at least 1 MiB (1048576)");
         }
         if self.wal_segment_bytes < 1 << 20 {
-            bail!("key `wal_segment_bytes`: must be at least 1 MiB (1048576)");
+            invalid!("key `wal_segment_bytes`: must be at least 1 MiB (1048576)");
         }
         let limits = &self.limits;
         if limits.max_events == 0 || limits.max_events >= 1 << crate::EVENT_INDEX_BITS {
-            bail!(
+            invalid!(
                 "key `limits.max_events`: must be between 1 and {}",
                 (1u64 << crate::EVENT_INDEX_BITS) - 1
             );
@@ -364,43 +412,45 @@ impl ServerConfig {
             || limits.max_compressed_bytes == 0
             || limits.max_decompressed_bytes < limits.max_line_bytes
         {
-            bail!("key `limits`: byte limits must be positive and max_decompressed_bytes >= max_line_bytes");
+            invalid!("key `limits`: byte limits must be positive and max_decompressed_bytes >= max_line_bytes");
         }
         if let Some(tls) = &self.tls {
             if tls.handshake_timeout_ms == 0 || tls.handshake_timeout_ms > 600_000 {
-                bail!("key `tls.handshake_timeout_ms`: must be between 1 and 600000");
+                invalid!("key `tls.handshake_timeout_ms`: must be between 1 and 600000");
             }
         }
         let alerts = &self.alerts;
         if alerts.max_attempts == 0 || alerts.max_attempts > 100 {
-            bail!("key `alerts.max_attempts`: must be between 1 and 100");
+            invalid!("key `alerts.max_attempts`: must be between 1 and 100");
         }
         if alerts.retry_base_ms == 0 || alerts.retry_max_ms < alerts.retry_base_ms {
-            bail!("key `alerts.retry_base_ms`: must be positive and at most `alerts.retry_max_ms`");
+            invalid!(
+                "key `alerts.retry_base_ms`: must be positive and at most `alerts.retry_max_ms`"
+            );
         }
         if alerts.delivery_timeout_ms == 0 {
-            bail!("key `alerts.delivery_timeout_ms`: must be positive");
+            invalid!("key `alerts.delivery_timeout_ms`: must be positive");
         }
         if alerts.max_concurrent_deliveries == 0 || alerts.max_concurrent_deliveries > 1024 {
-            bail!("key `alerts.max_concurrent_deliveries`: must be between 1 and 1024");
+            invalid!("key `alerts.max_concurrent_deliveries`: must be between 1 and 1024");
         }
         if let Some(url) = &alerts.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!("key `alerts.public_url`: must start with http:// or https://");
+                invalid!("key `alerts.public_url`: must start with http:// or https://");
             }
         }
         if let Some(smtp) = &alerts.smtp {
             if smtp.host.trim().is_empty() {
-                bail!("key `alerts.smtp.host`: must not be empty");
+                invalid!("key `alerts.smtp.host`: must not be empty");
             }
             if smtp.from.parse::<lettre::message::Mailbox>().is_err() {
-                bail!(
+                invalid!(
                     "key `alerts.smtp.from`: {:?} is not an email address (e.g. `Loghound <loghound@example.com>`)",
                     smtp.from
                 );
             }
             if smtp.password.is_some() && smtp.username.is_none() {
-                bail!("key `alerts.smtp.password`: set `alerts.smtp.username` too");
+                invalid!("key `alerts.smtp.password`: set `alerts.smtp.username` too");
             }
         }
         Ok(())
@@ -408,82 +458,5 @@ impl ServerConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_file_takes_defaults() {
-        let config: ServerConfig = toml::from_str("").unwrap();
-        config.validate().unwrap();
-        assert_eq!(config.commit_interval_ms, 1000);
-        assert_eq!(config.limits.max_events, 100_000);
-    }
-
-    #[test]
-    fn example_file_is_valid_and_matches_the_defaults() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("server.example.toml");
-        let example = ServerConfig::load(&path).unwrap();
-        let defaults = ServerConfig::default();
-        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
-    }
-
-    #[test]
-    fn timeouts_and_retention_are_validated() {
-        for (text, key) in [
-            ("header_read_timeout_ms = 0", "header_read_timeout_ms"),
-            ("header_read_timeout_ms = 3600001", "header_read_timeout_ms"),
-            ("retention_days = 0", "retention_days"),
-            ("retention_days = 40000", "retention_days"),
-        ] {
-            let config: ServerConfig = toml::from_str(text).unwrap();
-            let err = config.validate().unwrap_err().to_string();
-            assert!(err.contains(key), "{text}: {err}");
-        }
-        let config: ServerConfig =
-            toml::from_str("header_read_timeout_ms = 250\nretention_days = 1").unwrap();
-        config.validate().unwrap();
-        assert_eq!(config.retention_days, Some(1));
-        assert_eq!(ServerConfig::default().header_read_timeout_ms, 10_000);
-        assert_eq!(ServerConfig::default().retention_days, None);
-    }
-
-    #[test]
-    fn tls_section_sets_the_scheme_and_is_validated() {
-        let config: ServerConfig = toml::from_str(
-            "listen = \"127.0.0.1:8443\"\n[tls]\ncert = \"/etc/loghound/cert.pem\"\nkey = \"/etc/loghound/key.pem\"\n",
-        )
-        .unwrap();
-        config.validate().unwrap();
-        let tls = config.tls.as_ref().unwrap();
-        assert_eq!(tls.handshake_timeout_ms, 10_000);
-        assert_eq!(config.public_url(None), "https://127.0.0.1:8443");
-        assert_eq!(
-            ServerConfig::default().public_url(None),
-            "http://127.0.0.1:7700"
-        );
-        let config: ServerConfig =
-            toml::from_str("[tls]\ncert = \"c\"\nkey = \"k\"\nhandshake_timeout_ms = 0\n").unwrap();
-        let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("tls.handshake_timeout_ms"), "{err}");
-        let err = toml::from_str::<ServerConfig>("[tls]\ncert = \"c\"\n").unwrap_err();
-        assert!(err.to_string().contains("key"), "{err}");
-    }
-
-    #[test]
-    fn unknown_key_is_named() {
-        let err = toml::from_str::<ServerConfig>("comit_interval_ms = 5").unwrap_err();
-        assert!(err.to_string().contains("comit_interval_ms"), "{err}");
-    }
-
-    #[test]
-    fn load_names_the_file_and_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("server.toml");
-        std::fs::write(&path, "commit_interval_ms = 0\n").unwrap();
-        let err = format!("{:#}", ServerConfig::load(&path).unwrap_err());
-        assert!(
-            err.contains("server.toml") && err.contains("commit_interval_ms"),
-            "{err}"
-        );
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -96,6 +96,20 @@ pub enum AuthError {
     Store(#[from] rusqlite::Error),
 }
 
+/// Why creating, listing or revoking tokens failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// A token needs at least one scope.
+    #[error("at least one --scope is needed")]
+    NoScopes,
+    /// No token has this id, or it was revoked already.
+    #[error("no active token with id {0}")]
+    NoActiveToken(i64),
+    /// `meta.sqlite` could not be read or written.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
 /// The SHA-256 of a secret (a token or a session id), as stored.
 pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -109,8 +123,10 @@ fn now_unix() -> i64 {
 }
 
 /// Creates a token with the given scopes, stores its hash, and returns it.
-pub fn create(data_dir: &Path, scopes: &[Scope]) -> anyhow::Result<String> {
-    anyhow::ensure!(!scopes.is_empty(), "at least one --scope is needed");
+pub fn create(data_dir: &Path, scopes: &[Scope]) -> Result<String, TokenError> {
+    if scopes.is_empty() {
+        return Err(TokenError::NoScopes);
+    }
     let mut secret = [0u8; 24];
     rand::rng().fill_bytes(&mut secret);
     let token = format!("lh_{}", hex::encode(secret));
@@ -138,7 +154,7 @@ pub struct TokenInfo {
 }
 
 /// Every token, oldest first.
-pub fn list(data_dir: &Path) -> anyhow::Result<Vec<TokenInfo>> {
+pub fn list(data_dir: &Path) -> Result<Vec<TokenInfo>, TokenError> {
     let conn = crate::meta::open(data_dir)?;
     let mut statement =
         conn.prepare("SELECT id, scopes, created_at, revoked_at FROM tokens ORDER BY id")?;
@@ -155,18 +171,20 @@ pub fn list(data_dir: &Path) -> anyhow::Result<Vec<TokenInfo>> {
 
 /// Revokes token `id`. A running server stops accepting it within
 /// [`CACHE_TTL`]. Fails if there is no such token or it was revoked already.
-pub fn revoke(data_dir: &Path, id: i64) -> anyhow::Result<()> {
+pub fn revoke(data_dir: &Path, id: i64) -> Result<(), TokenError> {
     let conn = crate::meta::open(data_dir)?;
     let changed = conn.execute(
         "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
         rusqlite::params![now_unix(), id],
     )?;
-    anyhow::ensure!(changed == 1, "no active token with id {id}");
+    if changed != 1 {
+        return Err(TokenError::NoActiveToken(id));
+    }
     Ok(())
 }
 
 /// The id of the token most recently created, for messages.
-pub fn last_id(data_dir: &Path) -> anyhow::Result<i64> {
+pub fn last_id(data_dir: &Path) -> Result<i64, TokenError> {
     let conn = crate::meta::open(data_dir)?;
     Ok(conn.query_row("SELECT MAX(id) FROM tokens", [], |row| row.get(0))?)
 }

@@ -5,7 +5,8 @@
 //! - [`event`]: one log line as the agent ships it;
 //! - [`codec`]: a batch of events as zstd-compressed NDJSON, with hard limits
 //!   enforced while decoding;
-//! - [`api`]: HTTP paths, header names and the JSON bodies of ingest answers.
+//! - [`api`]: the HTTP API's paths, headers, limits and JSON bodies, shared
+//!   by the agent, the server, the command-line client and the tests.
 #![warn(missing_docs)]
 
 pub mod api;

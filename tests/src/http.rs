@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use loghound_shared::api::{ErrorBody, IngestResponse, HEADER_AGENT, HEADER_PROTOCOL, INGEST_PATH};
+use loghound_shared::api::{
+    ErrorBody, IngestResponse, SearchResponse, HEADER_AGENT, HEADER_PROTOCOL, INGEST_PATH,
+    MAX_SEARCH_LIMIT,
+};
 use loghound_shared::{encode_batch, Event, PROTOCOL_VERSION};
-use serde::Deserialize;
 
 /// Searches cover all of time: corpus lines carry their own timestamps
 /// (2005–2017) and the server indexes them at those times.
@@ -13,21 +15,16 @@ pub const ALL_TIME_FROM: &str = "1970-01-01T00:00:00Z";
 /// See [`ALL_TIME_FROM`].
 pub const ALL_TIME_TO: &str = "2100-01-01T00:00:00Z";
 /// The largest page the search API serves.
-pub const MAX_PAGE: usize = 1000;
+pub const MAX_PAGE: usize = MAX_SEARCH_LIMIT;
 
-/// One search hit as JSON (`id`, `timestamp`, `message`, …).
+/// One search hit as raw JSON (`id`, `timestamp`, `message`, …), so tests
+/// see exactly what the server sent, absent keys included.
 pub type Hit = serde_json::Value;
 
-/// One page of `GET /api/v1/search`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SearchPage {
-    /// The hits, newest first.
-    pub hits: Vec<Hit>,
-    /// The exact number of matches in the whole range.
-    pub count: u64,
-    /// Where the next (older) page starts, if there is one.
-    pub cursor: Option<String>,
-}
+/// One page of `GET /api/v1/search`: the hits newest first, the exact
+/// number of matches in the whole range, and where the next (older) page
+/// starts, if there is one.
+pub type SearchPage = SearchResponse<Hit>;
 
 /// A status and a body, whatever the status.
 #[derive(Debug, Clone)]

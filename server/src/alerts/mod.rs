@@ -2,7 +2,8 @@
 //! that evaluates rules over what the index has committed, and the outbox
 //! that delivers notifications by email and webhook.
 //!
-//! - [`model`]: searches, rules, channels and their validation;
+//! - [`model`]: rules and channels, and the validation of rules and saved
+//!   searches (whose shapes are `loghound_shared::api`'s);
 //! - [`store`]: the tables, with one transaction per decision;
 //! - [`engine`]: evaluation by arrival, with watermarks;
 //! - [`notify`]: what a notification says in each format;

@@ -1,7 +1,9 @@
-//! Saved searches and alert rules as the API and the store see them, with
-//! the validation that turns a request body into something the engine can
-//! trust.
+//! Alert rules as the API and the store see them, with the validation
+//! that turns a request body into something the engine can trust; saved
+//! searches' shapes are the API's (`loghound_shared::api::saved`), their
+//! validation is here.
 
+use loghound_shared::api::SavedSearchInput;
 use serde::{Deserialize, Serialize};
 
 /// Evaluation intervals a rule may use, in seconds: 10 s, 1 min, 10 min,
@@ -18,49 +20,19 @@ pub const MAX_EMAIL_RECIPIENTS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_QUERY_BYTES: usize = 8 << 10;
 
-/// A named query.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct SavedSearch {
-    /// Store id.
-    pub id: i64,
-    /// Unique name.
-    pub name: String,
-    /// Query text.
-    pub query: String,
-    /// Default time range for the UI, such as `1h` (free text, ≤ 32 chars).
-    pub range: Option<String>,
-    /// Creation time, ms.
-    pub created_at_ms: i64,
-}
-
-/// A saved search as a client sends it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchInput {
-    /// Unique name.
-    pub name: String,
-    /// Query text.
-    pub query: String,
-    /// Default time range.
-    #[serde(default)]
-    pub range: Option<String>,
-}
-
-impl SearchInput {
-    /// Checks the fields; the query's syntax is checked by the caller,
-    /// which has the query compiler.
-    pub fn validate(&self) -> Result<(), String> {
-        check_name(&self.name)?;
-        if self.query.len() > MAX_QUERY_BYTES {
-            return Err(format!("query: longer than {MAX_QUERY_BYTES} bytes"));
-        }
-        if let Some(range) = &self.range {
-            if range.chars().count() > 32 {
-                return Err("range: longer than 32 characters".into());
-            }
-        }
-        Ok(())
+/// Checks a saved search's fields; the query's syntax is checked by the
+/// caller, which has the query compiler.
+pub fn validate_search(input: &SavedSearchInput) -> Result<(), String> {
+    check_name(&input.name)?;
+    if input.query.len() > MAX_QUERY_BYTES {
+        return Err(format!("query: longer than {MAX_QUERY_BYTES} bytes"));
     }
+    if let Some(range) = &input.range {
+        if range.chars().count() > 32 {
+            return Err("range: longer than 32 characters".into());
+        }
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), String> {

@@ -3,9 +3,9 @@
 
 use std::io::Write;
 
-use serde::Deserialize;
+use loghound_shared::api::HistogramResponse;
 
-use super::search::{agent, get_json};
+use super::client::{agent, get_json};
 
 /// What to count.
 #[derive(Debug, Clone)]
@@ -26,24 +26,11 @@ pub struct HistogramArgs {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Histogram {
-    buckets: Vec<Bucket>,
-    count: u64,
-    interval_ms: i64,
-}
-
-#[derive(Debug, Deserialize)]
-struct Bucket {
-    start: String,
-    count: u64,
-}
-
 /// Prints `START COUNT` lines to stdout and the total and bucket width to
 /// stderr.
 pub fn run(args: &HistogramArgs) -> anyhow::Result<()> {
     let buckets = args.buckets.map(|n| n.to_string());
-    let histogram: Histogram = get_json(
+    let histogram: HistogramResponse = get_json(
         &agent(args.ca_file.as_deref())?,
         &args.server,
         "/api/v1/histogram",

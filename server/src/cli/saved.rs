@@ -1,9 +1,9 @@
 //! `loghound search save|list|rm`: saved searches on a running server.
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use loghound_shared::api::{SavedSearch, SavedSearchInput, SavedSearchList};
 
-use super::search::agent;
+use super::client::{agent, error_message};
 
 /// How to reach the server.
 #[derive(Debug, Clone)]
@@ -16,31 +16,13 @@ pub struct Server {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Saved {
-    id: i64,
-    name: String,
-    query: String,
-    range: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SavedList {
-    searches: Vec<Saved>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
 /// Sends a request; a non-2xx answer becomes an error with the server's
 /// message. Returns the answer's body text.
 fn call(
     server: &Server,
     method: &str,
     path: &str,
-    body: Option<&serde_json::Value>,
+    body: Option<&SavedSearchInput>,
 ) -> anyhow::Result<String> {
     let url = format!("{}{path}", server.url.trim_end_matches('/'));
     let auth = format!("Bearer {}", server.token);
@@ -57,26 +39,28 @@ fn call(
     let status = response.status();
     let text = response.body_mut().read_to_string().unwrap_or_default();
     if !status.is_success() {
-        let message = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| b.error)
-            .unwrap_or(text);
-        bail!("server answered {status}: {message}");
+        bail!("server answered {status}: {}", error_message(text));
     }
     Ok(text)
 }
 
-fn list_all(server: &Server) -> anyhow::Result<Vec<Saved>> {
+fn list_all(server: &Server) -> anyhow::Result<Vec<SavedSearch>> {
     let text = call(server, "GET", "/api/v1/searches", None)?;
-    let list: SavedList =
+    let list: SavedSearchList =
         serde_json::from_str(&text).context("server sent an unreadable answer")?;
     Ok(list.searches)
 }
 
 /// Saves `query` as `name`; prints the new id.
 pub fn save(server: &Server, name: &str, query: &str, range: Option<&str>) -> anyhow::Result<()> {
-    let body = serde_json::json!({ "name": name, "query": query, "range": range });
+    let body = SavedSearchInput {
+        name: name.to_string(),
+        query: query.to_string(),
+        range: range.map(str::to_string),
+    };
     let text = call(server, "POST", "/api/v1/searches", Some(&body))?;
-    let saved: Saved = serde_json::from_str(&text).context("server sent an unreadable answer")?;
+    let saved: SavedSearch =
+        serde_json::from_str(&text).context("server sent an unreadable answer")?;
     println!("{}", saved.id);
     eprintln!("saved search {} as {:?}", saved.id, saved.name);
     Ok(())

@@ -9,7 +9,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use loghound_shared::api::{Hit, TailDropped, TAIL_EVENT_DROPPED, TAIL_EVENT_HIT, TAIL_PATH};
+
+use super::client::error_message;
 
 /// What to follow.
 #[derive(Debug, Clone)]
@@ -103,24 +105,6 @@ pub fn read_sse_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::
     Ok(read > 0)
 }
 
-#[derive(Debug, Deserialize)]
-struct Hit {
-    timestamp: String,
-    host: String,
-    source: String,
-    message: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Dropped {
-    last_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
 /// How one connection ended.
 enum Ended {
     /// The server closed the stream or the connection failed.
@@ -142,7 +126,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
         .tls_config(super::tls::client_tls(args.ca_file.as_deref())?)
         .build()
         .new_agent();
-    let url = format!("{}/api/v1/tail", args.server.trim_end_matches('/'));
+    let url = format!("{}{TAIL_PATH}", args.server.trim_end_matches('/'));
     let mut last_id: Option<String> = None;
     let mut backoff = BACKOFF_START;
     loop {
@@ -198,9 +182,7 @@ fn follow(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        let message = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| b.error)
-            .unwrap_or(text);
+        let message = error_message(text);
         if let Some(secs) = retry_after {
             eprintln!("loghound: server answered {status}: {message}; retrying in {secs} s");
             return Ok((Ended::RetryAfter(Duration::from_secs(secs)), false));
@@ -226,7 +208,7 @@ fn follow(
         };
         received = true;
         match event.event.as_str() {
-            "hit" => {
+            TAIL_EVENT_HIT => {
                 let mut out = stdout.lock();
                 if args.json {
                     writeln!(out, "{}", event.data)?;
@@ -244,8 +226,8 @@ fn follow(
                     *last_id = event.id;
                 }
             }
-            "dropped" => {
-                if let Ok(dropped) = serde_json::from_str::<Dropped>(&event.data) {
+            TAIL_EVENT_DROPPED => {
+                if let Ok(dropped) = serde_json::from_str::<TailDropped>(&event.data) {
                     *last_id = Some(dropped.last_id);
                 }
                 return Ok((Ended::Dropped, received));

@@ -3,42 +3,28 @@
 //! delivery history and a test notification.
 //!
 //! Saved searches are read with the `read` scope and changed with `admin`.
-//! Rules hold channel secrets, so every rule route needs `admin`.
+//! Rules hold channel secrets, so every rule route needs `admin`. Each
+//! handler's scope extractor comes first, so who may not use a route learns
+//! nothing from its path or body.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use loghound_shared::api::{SavedSearchInput, SavedSearchList};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::{RequireAdmin, RequireRead};
+use super::extract::{ApiJson, ApiQuery, PathId};
 use super::params::bounded_count;
 use super::{AppError, AppState};
-use crate::alerts::model::{Channel, Rule, RuleInput, SearchInput};
+use crate::alerts::model::{validate_search, Channel, Rule, RuleInput};
 use crate::alerts::notify::{Notification, NotificationEvent};
 use crate::alerts::store::{Store, StoreError};
 use crate::timeparse::now_ms;
-use crate::tokens::Scope;
-
-impl From<StoreError> for AppError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(what) => {
-                AppError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
-            }
-            StoreError::Conflict(message) => AppError::new(StatusCode::CONFLICT, message),
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DiskFull =>
-            {
-                AppError::insufficient_storage("nothing was changed, retry later")
-            }
-            StoreError::Sqlite(e) => AppError::internal(e),
-        }
-    }
-}
 
 /// Runs a store call off the async threads.
 async fn blocking<T: Send + 'static>(
@@ -46,24 +32,14 @@ async fn blocking<T: Send + 'static>(
     call: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AppError> {
     let store = Arc::clone(store);
-    Ok(tokio::task::spawn_blocking(move || call(&store))
-        .await
-        .map_err(AppError::internal)??)
+    Ok(tokio::task::spawn_blocking(move || call(&store)).await??)
 }
 
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
-    payload
-        .map(|Json(value)| value)
-        .map_err(|e| AppError::bad_request(e.body_text()))
-}
-
-async fn check_search(state: &AppState, input: &SearchInput) -> Result<(), AppError> {
-    input.validate().map_err(AppError::bad_request)?;
+async fn check_search(state: &AppState, input: &SavedSearchInput) -> Result<(), AppError> {
+    validate_search(input).map_err(AppError::bad_request)?;
     let searcher = state.searcher.clone();
     let query = input.query.clone();
-    tokio::task::spawn_blocking(move || searcher.check_query(&query))
-        .await
-        .map_err(AppError::internal)??;
+    tokio::task::spawn_blocking(move || searcher.check_query(&query)).await??;
     Ok(())
 }
 
@@ -90,31 +66,21 @@ fn with_runtime(state: &AppState, mut rule: Rule) -> Rule {
     rule
 }
 
-/// The `{id}` of the path, read only after the request is authorized, so
-/// that who may not use a route learns nothing from it.
-fn path_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, AppError> {
-    id.map(|Path(id)| id)
-        .map_err(|e| AppError::bad_request(format!("id: {}", e.body_text())))
-}
-
 // ---- saved searches ----
 
 pub(super) async fn list_searches(
+    _: RequireRead,
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Read).await?;
     let searches = blocking(&state.alerts.store, Store::list_searches).await?;
-    Ok(Json(json!({ "searches": searches })))
+    Ok(Json(SavedSearchList { searches }))
 }
 
 pub(super) async fn create_search(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    payload: Result<Json<SearchInput>, JsonRejection>,
+    ApiJson(input): ApiJson<SavedSearchInput>,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let input = body(payload)?;
     check_search(&state, &input).await?;
     let search = blocking(&state.alerts.store, move |s| {
         s.create_search(&input, now_ms())
@@ -124,26 +90,21 @@ pub(super) async fn create_search(
 }
 
 pub(super) async fn get_search(
+    _: RequireRead,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Read).await?;
-    let id = path_id(id)?;
     Ok(Json(
         blocking(&state.alerts.store, move |s| s.get_search(id)).await?,
     ))
 }
 
 pub(super) async fn update_search(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
-    payload: Result<Json<SearchInput>, JsonRejection>,
+    PathId(id): PathId,
+    ApiJson(input): ApiJson<SavedSearchInput>,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let id = path_id(id)?;
-    let input = body(payload)?;
     check_search(&state, &input).await?;
     let search = blocking(&state.alerts.store, move |s| s.update_search(id, &input)).await?;
     state.alerts.engine.rules_changed.notify_one();
@@ -151,12 +112,10 @@ pub(super) async fn update_search(
 }
 
 pub(super) async fn delete_search(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let id = path_id(id)?;
     blocking(&state.alerts.store, move |s| s.delete_search(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -164,22 +123,19 @@ pub(super) async fn delete_search(
 // ---- alert rules ----
 
 pub(super) async fn list_rules(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
     let rules = blocking(&state.alerts.store, Store::list_rules).await?;
     let rules: Vec<Rule> = rules.into_iter().map(|r| with_runtime(&state, r)).collect();
     Ok(Json(json!({ "alerts": rules })))
 }
 
 pub(super) async fn create_rule(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    payload: Result<Json<RuleInput>, JsonRejection>,
+    ApiJson(input): ApiJson<RuleInput>,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let input = body(payload)?;
     check_rule(&state, &input)?;
     let watermark = state.alerts.engine.through_id();
     let rule = blocking(&state.alerts.store, move |s| {
@@ -191,25 +147,20 @@ pub(super) async fn create_rule(
 }
 
 pub(super) async fn get_rule(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let id = path_id(id)?;
     let rule = blocking(&state.alerts.store, move |s| s.get_rule(id)).await?;
     Ok(Json(with_runtime(&state, rule)))
 }
 
 pub(super) async fn update_rule(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
-    payload: Result<Json<RuleInput>, JsonRejection>,
+    PathId(id): PathId,
+    ApiJson(input): ApiJson<RuleInput>,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let id = path_id(id)?;
-    let input = body(payload)?;
     check_rule(&state, &input)?;
     let rule = blocking(&state.alerts.store, move |s| s.update_rule(id, &input)).await?;
     state.alerts.engine.rules_changed.notify_one();
@@ -217,12 +168,10 @@ pub(super) async fn update_rule(
 }
 
 pub(super) async fn delete_rule(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let id = path_id(id)?;
     blocking(&state.alerts.store, move |s| s.delete_rule(id)).await?;
     state.alerts.engine.rules_changed.notify_one();
     Ok(StatusCode::NO_CONTENT)
@@ -235,26 +184,21 @@ pub(super) struct HistoryParams {
 }
 
 pub(super) async fn history(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
-    params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
+    PathId(id): PathId,
+    ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let id = path_id(id)?;
-    let Query(params) = params.map_err(|e| AppError::bad_request(e.body_text()))?;
     let limit = bounded_count("limit", params.limit.as_deref(), 50, 1, 1000)?;
     let deliveries = blocking(&state.alerts.store, move |s| s.history(id, limit)).await?;
     Ok(Json(json!({ "deliveries": deliveries })))
 }
 
 pub(super) async fn test(
+    _: RequireAdmin,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    PathId(id): PathId,
 ) -> Result<impl IntoResponse, AppError> {
-    state.authorize(&headers, Scope::Admin).await?;
-    let id = path_id(id)?;
     let public_url = state.alerts.public_url.get();
     let ids = blocking(&state.alerts.store, move |s| {
         let rule = s.get_rule(id)?;

@@ -1,16 +1,16 @@
 //! `GET /api/v1/context`: the lines around an event in its file.
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
+use loghound_shared::api::{ContextResponse, DEFAULT_CONTEXT_LINES, MAX_CONTEXT_LINES};
 use serde::Deserialize;
 
+use super::auth::RequireRead;
+use super::extract::ApiQuery;
 use super::params::bounded_count;
 use super::{AppError, AppState};
-use crate::index::context::{
-    ContextRequest, ContextResponse, DEFAULT_CONTEXT_LINES, MAX_CONTEXT_LINES,
-};
-use crate::tokens::Scope;
+use crate::index::context::ContextRequest;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,17 +46,13 @@ impl ContextParams {
 }
 
 pub(super) async fn context(
+    _: RequireRead,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<ContextParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(params): ApiQuery<ContextParams>,
 ) -> Result<Json<ContextResponse>, AppError> {
-    state.authorize(&headers, Scope::Read).await?;
-    let Query(params) = params.map_err(|e| AppError::bad_request(e.body_text()))?;
     let request = params.validate()?;
     let searcher = state.searcher.clone();
-    let response = tokio::task::spawn_blocking(move || searcher.context(&request))
-        .await
-        .map_err(AppError::internal)??;
+    let response = tokio::task::spawn_blocking(move || searcher.context(&request)).await??;
     response.map(Json).ok_or_else(|| {
         AppError::new(
             StatusCode::NOT_FOUND,

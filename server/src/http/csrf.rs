@@ -9,7 +9,8 @@
 //! `SameSite=Strict` on the cookie is a second line of defence, not the
 //! only one: older browsers and same-site subdomains do not honour it.
 
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +32,20 @@ pub(super) async fn guard(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// The request proved it comes from our own page ([`require_same_origin`]),
+/// whatever its credential: what sign-in needs before it reads its body.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SameOrigin;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        require_same_origin(&parts.headers)?;
+        Ok(SameOrigin)
+    }
+}
+
 fn needs_proof(method: &Method, headers: &HeaderMap) -> bool {
     let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     !safe && !headers.contains_key(header::AUTHORIZATION) && session_cookie(headers).is_some()
@@ -38,7 +53,7 @@ fn needs_proof(method: &Method, headers: &HeaderMap) -> bool {
 
 /// Passes when the request carries `X-Loghound-CSRF: 1` or an `Origin`
 /// whose host is this request's `Host`.
-pub(super) fn require_same_origin(headers: &HeaderMap) -> Result<(), AppError> {
+fn require_same_origin(headers: &HeaderMap) -> Result<(), AppError> {
     let has_header = headers
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())

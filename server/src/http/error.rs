@@ -1,13 +1,17 @@
-//! The one place where errors become HTTP answers. Client errors carry
-//! their precise message; server errors are logged with their cause and
-//! answered generically.
+//! The one place where errors become HTTP answers: tokens, ingest,
+//! search, the alert store and axum's own rejections (of a JSON body, a
+//! query string, a path parameter) each have one conversion here. Client
+//! errors carry their precise message; server errors are logged with their
+//! cause and answered generically.
 
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use loghound_shared::api::ErrorBody;
 use loghound_shared::DecodeError;
 
+use crate::alerts::store::StoreError;
 use crate::index::search::SearchError;
 use crate::ingest::IngestError;
 use crate::tokens::AuthError;
@@ -79,6 +83,11 @@ impl AppError {
                 ),
             )
         }
+    }
+
+    /// 400 for a path parameter that does not parse, naming it.
+    pub(super) fn bad_path_param(name: &str, rejection: &PathRejection) -> Self {
+        Self::bad_request(format!("{name}: {}", rejection.body_text()))
     }
 
     fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
@@ -155,6 +164,41 @@ impl From<SearchError> for AppError {
             },
             SearchError::Index(e) => Self::internal(e),
         }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        if error.is_disk_full() {
+            return Self::insufficient_storage("nothing was changed, retry later");
+        }
+        match error {
+            StoreError::NotFound(what) => {
+                Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+            }
+            StoreError::Conflict(message) => Self::new(StatusCode::CONFLICT, message),
+            StoreError::Sqlite(e) => Self::internal(e),
+        }
+    }
+}
+
+/// A blocking task that panicked or was cancelled.
+impl From<tokio::task::JoinError> for AppError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::internal(error)
+    }
+}
+
+/// Any malformed JSON body, including a missing or wrong content type.
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::bad_request(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request(rejection.body_text())
     }
 }
 

@@ -1,14 +1,15 @@
 //! `GET /api/v1/histogram`: match counts per time bucket.
 
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::Json;
+use loghound_shared::api::{HistogramResponse, DEFAULT_HISTOGRAM_BUCKETS, MAX_HISTOGRAM_BUCKETS};
 use serde::Deserialize;
 
+use super::auth::RequireRead;
+use super::extract::ApiQuery;
 use super::params::{bounded_count, time_range};
 use super::{AppError, AppState};
-use crate::index::histogram::{HistogramRequest, HistogramResponse, DEFAULT_BUCKETS, MAX_BUCKETS};
-use crate::tokens::Scope;
+use crate::index::histogram::HistogramRequest;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,9 +27,9 @@ impl HistogramParams {
         let buckets = bounded_count(
             "buckets",
             self.buckets.as_deref(),
-            DEFAULT_BUCKETS,
+            DEFAULT_HISTOGRAM_BUCKETS,
             1,
-            MAX_BUCKETS,
+            MAX_HISTOGRAM_BUCKETS,
         )?;
         Ok(HistogramRequest {
             query: self.q,
@@ -40,16 +41,12 @@ impl HistogramParams {
 }
 
 pub(super) async fn histogram(
+    _: RequireRead,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<HistogramParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(params): ApiQuery<HistogramParams>,
 ) -> Result<Json<HistogramResponse>, AppError> {
-    state.authorize(&headers, Scope::Read).await?;
-    let Query(params) = params.map_err(|e| AppError::bad_request(e.body_text()))?;
     let request = params.validate()?;
     let searcher = state.searcher.clone();
-    let response = tokio::task::spawn_blocking(move || searcher.histogram(&request))
-        .await
-        .map_err(AppError::internal)??;
+    let response = tokio::task::spawn_blocking(move || searcher.histogram(&request)).await??;
     Ok(Json(response))
 }

@@ -1,9 +1,18 @@
 //! The HTTP API: routes, shared state and handlers.
+//!
+//! A handler names what it needs in its signature: a scope extractor
+//! (`auth.rs`: [`RequireRead`], [`RequireAdmin`], [`RequireIngest`]) and
+//! the request's parts through `extract.rs`, whose rejections are JSON
+//! error bodies; it returns `Result<_, AppError>`, and `error.rs` is the
+//! one place where errors become answers. The answers' types are the API's
+//! own, in `loghound_shared::api`.
 
 mod alerts;
+mod auth;
 mod context;
 mod csrf;
 mod error;
+mod extract;
 mod histogram;
 mod ingest;
 mod params;
@@ -17,12 +26,13 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use loghound_shared::api::INGEST_PATH;
+use loghound_shared::api::{INGEST_PATH, TAIL_PATH};
 
+pub use self::auth::{RequireAdmin, RequireIngest, RequireRead};
 pub use self::csrf::CSRF_HEADER;
 pub use self::error::AppError;
 pub use self::session::SESSION_PATH;
-pub use self::tail::{TailLimits, Tails, TAIL_PATH};
+pub use self::tail::{TailLimits, Tails};
 use crate::index::search::Searcher;
 use crate::ingest::Ingest;
 use crate::sessions::Sessions;
@@ -60,7 +70,8 @@ impl AppState {
     /// Checks that the request may do what needs `scope`: by its bearer
     /// token or, without one, by its session cookie (which has its token's
     /// scopes). Cookie requests that change state have already passed the
-    /// CSRF guard of [`app`].
+    /// CSRF guard of [`app`]. Handlers take a scope extractor
+    /// ([`RequireRead`], …), which calls this, rather than calling it.
     pub async fn authorize(
         &self,
         headers: &axum::http::HeaderMap,
@@ -80,8 +91,7 @@ impl AppState {
             Some(id) => sessions.authorize(&tokens, &id, scope),
             None => tokens.authorize(authorization.as_deref(), scope),
         })
-        .await
-        .map_err(AppError::internal)??;
+        .await??;
         Ok(())
     }
 }

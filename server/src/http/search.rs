@@ -1,16 +1,15 @@
 //! `GET /api/v1/search`.
 
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::Json;
+use loghound_shared::api::{SearchResponse, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
 use serde::Deserialize;
 
+use super::auth::RequireRead;
+use super::extract::ApiQuery;
 use super::params::{bounded_count, time_range};
 use super::{AppError, AppState};
-use crate::index::search::{Cursor, SearchRequest, SearchResponse, MAX_LIMIT};
-use crate::tokens::Scope;
-
-const DEFAULT_LIMIT: usize = 100;
+use crate::index::search::{Cursor, SearchRequest};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +25,13 @@ pub(super) struct SearchParams {
 impl SearchParams {
     fn validate(self) -> Result<SearchRequest, AppError> {
         let (from_ms, to_ms) = time_range(self.from, self.to)?;
-        let limit = bounded_count("limit", self.limit.as_deref(), DEFAULT_LIMIT, 0, MAX_LIMIT)?;
+        let limit = bounded_count(
+            "limit",
+            self.limit.as_deref(),
+            DEFAULT_SEARCH_LIMIT,
+            0,
+            MAX_SEARCH_LIMIT,
+        )?;
         let before = self
             .cursor
             .filter(|c| !c.is_empty())
@@ -47,16 +52,12 @@ impl SearchParams {
 }
 
 pub(super) async fn search(
+    _: RequireRead,
     State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<SearchResponse>, AppError> {
-    state.authorize(&headers, Scope::Read).await?;
-    let Query(params) = params.map_err(|e| AppError::bad_request(e.body_text()))?;
     let request = params.validate()?;
     let searcher = state.searcher.clone();
-    let response = tokio::task::spawn_blocking(move || searcher.search(&request))
-        .await
-        .map_err(AppError::internal)??;
+    let response = tokio::task::spawn_blocking(move || searcher.search(&request)).await??;
     Ok(Json(response))
 }

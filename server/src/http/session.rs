@@ -2,14 +2,14 @@
 //! HttpOnly, SameSite=Strict session cookie, `GET` tells whether the
 //! cookie is still good and what it may do, `DELETE` signs out.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use super::csrf;
+use super::csrf::SameOrigin;
+use super::extract::ApiJson;
 use super::{AppError, AppState};
 use crate::serve::ServedOverTls;
 use crate::sessions::SESSION_COOKIE;
@@ -78,22 +78,19 @@ fn cookie(
 pub(super) async fn sign_in(
     State(state): State<AppState>,
     tls: Option<Extension<ServedOverTls>>,
-    headers: HeaderMap,
-    body: Result<Json<SignIn>, JsonRejection>,
-) -> Result<Response, AppError> {
     // Even without a cookie yet: a forged sign-in would put the victim in
     // the attacker's session.
-    csrf::require_same_origin(&headers)?;
-    let Json(SignIn { token }) = body.map_err(|e| AppError::bad_request(e.body_text()))?;
+    _: SameOrigin,
+    headers: HeaderMap,
+    ApiJson(SignIn { token }): ApiJson<SignIn>,
+) -> Result<Response, AppError> {
     let token = token.trim().to_string();
     if token.is_empty() {
         return Err(AuthError::Unauthenticated("token: missing").into());
     }
     let tokens = state.tokens.clone();
     let checked = token.clone();
-    let scopes = tokio::task::spawn_blocking(move || tokens.scopes_of(&checked))
-        .await
-        .map_err(AppError::internal)??;
+    let scopes = tokio::task::spawn_blocking(move || tokens.scopes_of(&checked)).await??;
     if !scopes.allows(Scope::Read) {
         return Err(AuthError::Forbidden(Scope::Read).into());
     }
@@ -116,9 +113,7 @@ pub(super) async fn current(
     let id = session_cookie(&headers)
         .ok_or(AppError::from(AuthError::Unauthenticated("not signed in")))?;
     let (tokens, sessions) = (state.tokens.clone(), state.sessions.clone());
-    let scopes = tokio::task::spawn_blocking(move || sessions.scopes(&tokens, &id))
-        .await
-        .map_err(AppError::internal)??;
+    let scopes = tokio::task::spawn_blocking(move || sessions.scopes(&tokens, &id)).await??;
     Ok(Json(SessionInfo {
         scopes: scopes.names(),
     }))

@@ -16,22 +16,21 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use loghound_shared::api::{TailDropped, TAIL_EVENT_DROPPED, TAIL_EVENT_HIT};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, info};
 
+use super::auth::RequireRead;
+use super::extract::ApiQuery;
 use super::{AppError, AppState};
-use crate::index::search::Searcher;
+use crate::index::search::{SearchError, Searcher};
 use crate::index::tail::{last_id_of_seq, TailHit};
-use crate::tokens::Scope;
-
-/// The route.
-pub const TAIL_PATH: &str = "/api/v1/tail";
 
 /// Bounds on live tails.
 #[derive(Debug, Clone)]
@@ -161,19 +160,16 @@ fn resume_after(headers: &HeaderMap, after: Option<&str>) -> Result<Option<u64>,
 }
 
 pub(super) async fn tail(
+    _: RequireRead,
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<TailParams>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(params): ApiQuery<TailParams>,
 ) -> Result<Response, AppError> {
-    state.authorize(&headers, Scope::Read).await?;
-    let Query(params) = params.map_err(|e| AppError::bad_request(e.body_text()))?;
     let after_opt = resume_after(&headers, params.after.as_deref())?;
     let query: Arc<str> = params.q.into();
     let searcher = Arc::clone(&state.searcher);
     let checked = Arc::clone(&query);
-    tokio::task::spawn_blocking(move || searcher.check_query(&checked))
-        .await
-        .map_err(AppError::internal)??;
+    tokio::task::spawn_blocking(move || searcher.check_query(&checked)).await??;
 
     let tails = Arc::clone(&state.tails);
     let shutdown = tails.shutdown.subscribe();
@@ -226,6 +222,17 @@ pub(super) async fn tail(
         .into_response())
 }
 
+/// Why a producer stopped before its subscriber went away.
+#[derive(Debug, thiserror::Error)]
+enum ProducerError {
+    /// The tail query failed.
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    /// The blocking task running it panicked.
+    #[error("tail query task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// What a subscriber's two ends share besides the channel.
 #[derive(Default)]
 struct QueueState {
@@ -262,10 +269,7 @@ impl Producer {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(error) => {
-                    error!(
-                        error = format!("{error:#}"),
-                        "live tail query failed; closing the stream"
-                    );
+                    error!(%error, "live tail query failed; closing the stream");
                     return;
                 }
             }
@@ -282,7 +286,7 @@ impl Producer {
     }
 
     /// Queues every match up to `through_id`; false when the stream ends.
-    async fn queue_through(&mut self, through_id: u64) -> anyhow::Result<bool> {
+    async fn queue_through(&mut self, through_id: u64) -> Result<bool, ProducerError> {
         let page_size = self.tails.limits.page_size;
         while self.cursor < through_id {
             let searcher = Arc::clone(&self.searcher);
@@ -306,7 +310,10 @@ impl Producer {
                     return Ok(false);
                 }
                 let bytes = data.len();
-                let event = Event::default().id(id.to_string()).event("hit").data(data);
+                let event = Event::default()
+                    .id(id.to_string())
+                    .event(TAIL_EVENT_HIT)
+                    .data(data);
                 if !self.push(event, bytes) {
                     return Ok(false);
                 }
@@ -360,16 +367,19 @@ impl Producer {
     }
 
     fn drop_slow_client(&self) {
-        let last_id = self.cursor.to_string();
-        let data = serde_json::json!({"reason": "client too slow", "last_id": last_id});
+        let dropped = TailDropped {
+            reason: "client too slow".into(),
+            last_id: self.cursor.to_string(),
+        };
+        let data = serde_json::to_string(&dropped).expect("two strings always serialize");
         let event = Event::default()
-            .id(&last_id)
-            .event("dropped")
-            .data(data.to_string());
+            .id(&dropped.last_id)
+            .event(TAIL_EVENT_DROPPED)
+            .data(data);
         // Only this task sends, and it kept a slot free.
         let _ = self.push(event, 0);
         self.tails.num_dropped_slow.fetch_add(1, Ordering::AcqRel);
-        info!(%last_id, "live tail client too slow; dropped");
+        info!(last_id = %dropped.last_id, "live tail client too slow; dropped");
     }
 }
 

@@ -8,13 +8,14 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
 
+use loghound_shared::api::Hit;
 use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery};
 use tantivy::{
     DateTime, DocAddress, DocId, DocSet, SegmentOrdinal, TantivyDocument, Term, TERMINATED,
 };
 
-use super::search::{hit_from_doc, Cursor, Hit, SearchError, Searcher};
+use super::search::{hit_from_doc, Cursor, SearchError, Searcher};
 
 /// Most sample events one request returns.
 pub const MAX_SAMPLES: usize = 100;

@@ -11,19 +11,14 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use serde::Serialize;
+use loghound_shared::api::{ContextResponse, Hit};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
-use super::search::{hit_from_doc, Cursor, Hit, SearchError, Searcher};
-
-/// Lines on each side when the request names no number.
-pub const DEFAULT_CONTEXT_LINES: usize = 10;
-/// Most lines on each side a request may ask for.
-pub const MAX_CONTEXT_LINES: usize = 500;
+use super::search::{hit_from_doc, Cursor, SearchError, Searcher};
 
 /// A context request, already validated.
 #[derive(Debug, Clone, Copy)]
@@ -34,17 +29,6 @@ pub struct ContextRequest {
     pub before: usize,
     /// Lines wanted after it.
     pub after: usize,
-}
-
-/// An event and its neighbours in its file.
-#[derive(Debug, Clone, Serialize)]
-pub struct ContextResponse {
-    /// The event asked for.
-    pub event: Hit,
-    /// Up to `before` earlier lines of the same file, in file order.
-    pub before: Vec<Hit>,
-    /// Up to `after` later lines of the same file, in file order.
-    pub after: Vec<Hit>,
 }
 
 impl Searcher {

@@ -7,17 +7,12 @@
 //! reads one fast field and loads no document; a second, equally cheap pass
 //! runs first when `from` or `to` is open, to find the matches' time span.
 
-use serde::Serialize;
+use loghound_shared::api::{Bucket, HistogramResponse};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::search::{rfc3339, PreparedQuery, SearchError, Searcher};
-
-/// Buckets when the request names none.
-pub const DEFAULT_BUCKETS: usize = 60;
-/// Most buckets a request may ask for.
-pub const MAX_BUCKETS: usize = 1000;
 
 /// Bucket widths a histogram rounds up to, in ms; past the last one, whole
 /// weeks.
@@ -67,37 +62,9 @@ pub struct HistogramRequest {
     pub from_ms: Option<i64>,
     /// Exclusive upper bound, ms; open: just after the newest match.
     pub to_ms: Option<i64>,
-    /// Most buckets wanted (1 to [`MAX_BUCKETS`]); one more may come back
+    /// Most buckets wanted (1 to [`loghound_shared::api::MAX_HISTOGRAM_BUCKETS`]); one more may come back
     /// when the range does not start on a bucket boundary.
     pub buckets: usize,
-}
-
-/// One bucket: matches timed in `[start, end)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Bucket {
-    /// RFC 3339; the first bucket starts at `from`, later ones on a
-    /// multiple of `interval_ms` since the epoch.
-    pub start: String,
-    /// RFC 3339, exclusive; the last bucket ends at `to`.
-    pub end: String,
-    /// Matches in the bucket.
-    pub count: u64,
-}
-
-/// A histogram answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistogramResponse {
-    /// Oldest first; empty when nothing matches and a bound was open.
-    pub buckets: Vec<Bucket>,
-    /// Every match in the range: the sum of the buckets.
-    pub count: u64,
-    /// Bucket width in ms (0 when there are no buckets).
-    pub interval_ms: i64,
-    /// The range actually covered (RFC 3339), `null` when open and nothing
-    /// matched.
-    pub from: Option<String>,
-    /// Exclusive end of that range.
-    pub to: Option<String>,
 }
 
 /// The smallest nice width at least `range_ms / buckets`.

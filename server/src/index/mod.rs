@@ -31,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use anyhow::Context;
 use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, ReloadPolicy};
 use time::{Date, OffsetDateTime};
@@ -49,6 +48,33 @@ pub const EVENT_INDEX_BITS: u32 = 20;
 /// The id of the `index`-th event of the batch logged as record `seq`.
 pub fn event_id(seq: u64, index: usize) -> u64 {
     (seq << EVENT_INDEX_BITS) | index as u64
+}
+
+/// Why a day index could not be opened. The cause stays the error's
+/// source, so a full disk is still recognised through it
+/// (`storage::is_disk_full`).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// A directory could not be created or listed.
+    #[error("cannot {action} {}", path.display())]
+    Dir {
+        /// `create` or `list`.
+        action: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// What the file system answered.
+        #[source]
+        source: std::io::Error,
+    },
+    /// tantivy could not open (or create) the day's index.
+    #[error("cannot open index {}", path.display())]
+    Open {
+        /// The day's directory.
+        path: PathBuf,
+        /// What tantivy answered.
+        #[source]
+        source: tantivy::TantivyError,
+    },
 }
 
 /// One day's index and its reader.
@@ -120,9 +146,13 @@ pub fn day_of_ms(ms: i64) -> Date {
 
 impl IndexSet {
     /// Opens every day index under `root`.
-    pub fn open(root: &Path) -> anyhow::Result<Arc<IndexSet>> {
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("cannot create {}", root.display()))?;
+    pub fn open(root: &Path) -> Result<Arc<IndexSet>, IndexError> {
+        let dir_error = |action, source| IndexError::Dir {
+            action,
+            path: root.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(root).map_err(|e| dir_error("create", e))?;
         let (schema, fields) = schema::build();
         let set = IndexSet {
             root: root.to_path_buf(),
@@ -130,8 +160,8 @@ impl IndexSet {
             fields,
             days: RwLock::default(),
         };
-        for entry in std::fs::read_dir(root)? {
-            let path = entry?.path();
+        for entry in std::fs::read_dir(root).map_err(|e| dir_error("list", e))? {
+            let path = entry.map_err(|e| dir_error("list", e))?.path();
             let Some(day) = path
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -139,28 +169,38 @@ impl IndexSet {
             else {
                 continue;
             };
-            set.open_day(day)
-                .with_context(|| format!("cannot open index {}", path.display()))?;
+            set.open_day(day)?;
         }
         Ok(Arc::new(set))
     }
 
     /// The day's index, created if it does not exist yet.
-    pub fn open_day(&self, day: Date) -> anyhow::Result<Arc<DayIndex>> {
+    pub fn open_day(&self, day: Date) -> Result<Arc<DayIndex>, IndexError> {
         if let Some(existing) = self.read_days().get(&day) {
             return Ok(Arc::clone(existing));
         }
         let dir = self.root.join(day_dir_name(day));
-        std::fs::create_dir_all(&dir)?;
-        let directory = MmapDirectory::open(&dir)?;
-        let index = Index::open_or_create(directory, self.schema.clone())?;
+        std::fs::create_dir_all(&dir).map_err(|source| IndexError::Dir {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
+        let open_error = |source| IndexError::Open {
+            path: dir.clone(),
+            source,
+        };
+        let directory =
+            MmapDirectory::open(&dir).map_err(|e| open_error(tantivy::TantivyError::from(e)))?;
+        let index = Index::open_or_create(directory, self.schema.clone()).map_err(open_error)?;
         schema::register_analyzers(index.tokenizers());
-        let reader = index
+        let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+            .try_into()
+            .map_err(open_error)?;
         let committed_seq = index
-            .load_metas()?
+            .load_metas()
+            .map_err(open_error)?
             .payload
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);

@@ -4,13 +4,12 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::Bound;
 use std::sync::Arc;
 
-use serde::Serialize;
-use std::ops::Bound;
+use loghound_shared::api::{Hit, SearchResponse};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
 use tantivy::schema::{Field, Value};
 use tantivy::Term;
@@ -19,9 +18,6 @@ use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader,
 use super::highlight::Highlighter;
 use super::{schema, IndexSet};
 use crate::query::{self, QueryError};
-
-/// Largest page a search returns.
-pub const MAX_LIMIT: usize = 1000;
 
 /// A search request, already validated.
 #[derive(Debug, Clone)]
@@ -61,55 +57,6 @@ impl Cursor {
             id: id.parse().ok()?,
         })
     }
-}
-
-/// One matching event.
-#[derive(Debug, Clone, Serialize)]
-pub struct Hit {
-    /// Event id (a string: it may exceed what JSON numbers carry exactly).
-    pub id: String,
-    /// Event time, RFC 3339.
-    pub timestamp: String,
-    /// Receive time, RFC 3339.
-    pub received_at: String,
-    /// Host.
-    pub host: String,
-    /// File path on the host.
-    pub source: String,
-    /// `app` tag.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub app: Option<String>,
-    /// Normalised severity, when the line has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
-    /// The line.
-    pub message: String,
-    /// Fields parsed from the line.
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    /// Tags set on the agent.
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub tags: serde_json::Map<String, serde_json::Value>,
-    /// The agent cut the line.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
-    /// The line was not valid UTF-8.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub invalid_utf8: bool,
-    /// `[start, end)` UTF-8 byte ranges of `message` that match the query's
-    /// words (see [`super::highlight`]); empty outside search results.
-    pub highlights: Vec<[usize; 2]>,
-}
-
-/// A page of results.
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchResponse {
-    /// Newest first.
-    pub hits: Vec<Hit>,
-    /// Every match in the time range (not only this page).
-    pub count: u64,
-    /// Pass as `cursor` for the next, older page; `null` on the last page.
-    pub cursor: Option<String>,
 }
 
 /// Why a search failed.

@@ -9,6 +9,7 @@
 use std::collections::BinaryHeap;
 use std::ops::Bound;
 
+use loghound_shared::api::Hit;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, Occur, RangeQuery};
@@ -17,7 +18,7 @@ use tantivy::{
 };
 
 use super::highlight::Highlighter;
-use super::search::{hit_from_doc, Cursor, Hit, PreparedQuery, SearchError, Searcher};
+use super::search::{hit_from_doc, Cursor, PreparedQuery, SearchError, Searcher};
 use super::EVENT_INDEX_BITS;
 
 /// Largest page [`Searcher::tail_page`] returns.

@@ -1,6 +1,26 @@
-//! HTTP paths, headers and JSON bodies shared by the agent and the server.
+//! The HTTP API's paths, headers, limits and JSON bodies: what the agent,
+//! the server, the command-line client and the end-to-end tests all speak.
+//!
+//! - this module: the ingest route and headers, the ingest answer and the
+//!   error body every route answers with;
+//! - [`search`]: search, histogram and context answers and their limits;
+//! - [`tail`]: the live tail's route and event shapes;
+//! - [`saved`]: saved searches (`/api/v1/searches`) as the API reads and
+//!   writes them.
+
+pub mod saved;
+pub mod search;
+pub mod tail;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::saved::{SavedSearch, SavedSearchInput, SavedSearchList};
+pub use self::search::{
+    Bucket, ContextResponse, HistogramResponse, Hit, SearchResponse, DEFAULT_CONTEXT_LINES,
+    DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_SEARCH_LIMIT, MAX_CONTEXT_LINES, MAX_HISTOGRAM_BUCKETS,
+    MAX_SEARCH_LIMIT,
+};
+pub use self::tail::{TailDropped, TAIL_EVENT_DROPPED, TAIL_EVENT_HIT, TAIL_PATH};
 
 /// Where agents POST batches.
 pub const INGEST_PATH: &str = "/api/v1/ingest";

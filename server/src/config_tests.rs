@@ -1,0 +1,79 @@
+//! Tests of `config.rs`.
+
+use super::*;
+
+#[test]
+fn empty_file_takes_defaults() {
+    let config: ServerConfig = toml::from_str("").unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.commit_interval_ms, 1000);
+    assert_eq!(config.limits.max_events, 100_000);
+}
+
+#[test]
+fn example_file_is_valid_and_matches_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("server.example.toml");
+    let example = ServerConfig::load(&path).unwrap();
+    let defaults = ServerConfig::default();
+    assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+}
+
+#[test]
+fn timeouts_and_retention_are_validated() {
+    for (text, key) in [
+        ("header_read_timeout_ms = 0", "header_read_timeout_ms"),
+        ("header_read_timeout_ms = 3600001", "header_read_timeout_ms"),
+        ("retention_days = 0", "retention_days"),
+        ("retention_days = 40000", "retention_days"),
+    ] {
+        let config: ServerConfig = toml::from_str(text).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+    let config: ServerConfig =
+        toml::from_str("header_read_timeout_ms = 250\nretention_days = 1").unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.retention_days, Some(1));
+    assert_eq!(ServerConfig::default().header_read_timeout_ms, 10_000);
+    assert_eq!(ServerConfig::default().retention_days, None);
+}
+
+#[test]
+fn tls_section_sets_the_scheme_and_is_validated() {
+    let config: ServerConfig = toml::from_str(
+        "listen = \"127.0.0.1:8443\"\n[tls]\ncert = \"/etc/loghound/cert.pem\"\nkey = \"/etc/loghound/key.pem\"\n",
+    )
+    .unwrap();
+    config.validate().unwrap();
+    let tls = config.tls.as_ref().unwrap();
+    assert_eq!(tls.handshake_timeout_ms, 10_000);
+    assert_eq!(config.public_url(None), "https://127.0.0.1:8443");
+    assert_eq!(
+        ServerConfig::default().public_url(None),
+        "http://127.0.0.1:7700"
+    );
+    let config: ServerConfig =
+        toml::from_str("[tls]\ncert = \"c\"\nkey = \"k\"\nhandshake_timeout_ms = 0\n").unwrap();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("tls.handshake_timeout_ms"), "{err}");
+    let err = toml::from_str::<ServerConfig>("[tls]\ncert = \"c\"\n").unwrap_err();
+    assert!(err.to_string().contains("key"), "{err}");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = toml::from_str::<ServerConfig>("comit_interval_ms = 5").unwrap_err();
+    assert!(err.to_string().contains("comit_interval_ms"), "{err}");
+}
+
+#[test]
+fn load_names_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.toml");
+    std::fs::write(&path, "commit_interval_ms = 0\n").unwrap();
+    let err = format!("{:#}", ServerConfig::load(&path).unwrap_err());
+    assert!(
+        err.contains("server.toml") && err.contains("commit_interval_ms"),
+        "{err}"
+    );
+}
