@@ -51,9 +51,9 @@ fn is_disk_full_dyn(error: &(dyn std::error::Error + 'static)) -> bool {
     error.source().is_some_and(is_disk_full_dyn)
 }
 
-/// Whether any error in the chain of `error` is a full disk.
-pub fn is_disk_full(error: &anyhow::Error) -> bool {
-    error.chain().any(is_disk_full_dyn)
+/// Whether `error` or any error in its chain of sources is a full disk.
+pub fn is_disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    is_disk_full_dyn(error)
 }
 
 fn mentions_disk_full(text: &str) -> bool {
@@ -66,9 +66,16 @@ fn mentions_disk_full(text: &str) -> bool {
 mod tests {
     use std::sync::Arc;
 
-    use anyhow::Context;
-
     use super::*;
+
+    /// An error with a context line in front of its cause, as callers wrap
+    /// them.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Wrapped(
+        &'static str,
+        #[source] Box<dyn std::error::Error + Send + Sync>,
+    );
 
     #[test]
     fn full_disk_is_recognised_through_wrappers() {
@@ -79,14 +86,12 @@ mod tests {
         assert!(is_disk_full_io(&io::Error::other(enospc())));
 
         let tantivy = tantivy::TantivyError::IoError(Arc::new(enospc()));
-        assert!(is_disk_full(
-            &anyhow::Error::from(tantivy).context("commit")
-        ));
+        assert!(is_disk_full(&Wrapped("commit", Box::new(tantivy))));
         let in_thread = tantivy::TantivyError::ErrorInThread(format!("{:?}", enospc()));
-        assert!(is_disk_full(&anyhow::Error::from(in_thread)));
-        let eio: anyhow::Result<()> = Err(io::Error::from_raw_os_error(5)).context("checkpoint");
-        assert!(!is_disk_full(&eio.unwrap_err()));
+        assert!(is_disk_full(&in_thread));
+        let eio = Wrapped("checkpoint", Box::new(io::Error::from_raw_os_error(5)));
+        assert!(!is_disk_full(&eio));
         let eio = tantivy::TantivyError::IoError(Arc::new(io::Error::from_raw_os_error(5)));
-        assert!(!is_disk_full(&anyhow::Error::from(eio)));
+        assert!(!is_disk_full(&eio));
     }
 }

@@ -8,16 +8,16 @@ use http_body_util::BodyExt;
 use loghound_shared::api::{IngestResponse, HEADER_AGENT, HEADER_PROTOCOL};
 use loghound_shared::{AgentId, PROTOCOL_VERSION};
 
+use super::auth::RequireIngest;
 use super::{AppError, AppState};
 use crate::log::LogPosition;
-use crate::tokens::Scope;
 
 pub(super) async fn ingest(
+    _: RequireIngest,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestResponse>, AppError> {
-    state.authorize(&headers, Scope::Ingest).await?;
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     match text(HEADER_PROTOCOL) {
         Some(v) if v.trim() == PROTOCOL_VERSION.to_string() => {}

@@ -24,8 +24,11 @@ use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 mod document;
+mod error;
 mod retention;
 
+use self::error::tantivy;
+pub use self::error::IndexerError;
 pub use self::retention::RetentionReport;
 use super::{day_of_ms, IndexSet};
 use crate::ingest::checkpoint::{Checkpoints, Stored};
@@ -234,7 +237,7 @@ impl Indexer {
     /// never starts past a record a full disk kept out of the indexes.
     /// Returns whether it was written: it waits while records of an
     /// earlier release are not all committed.
-    fn store_checkpoint(&mut self) -> anyhow::Result<bool> {
+    fn store_checkpoint(&mut self) -> Result<bool, IndexerError> {
         debug_assert!(self.uncommitted.is_empty() && self.pending_seq.is_none());
         let committed = self.committed_seq();
         self.last_checkpoint = Instant::now();
@@ -254,9 +257,9 @@ impl Indexer {
     }
 
     /// Stops the process on an index error other than a full disk.
-    fn fatal(error: &anyhow::Error) -> ! {
+    fn fatal(error: &IndexerError) -> ! {
         error!(
-            error = format!("{error:#}"),
+            %error,
             "indexing failed; stopping so that restart replays the write-ahead log"
         );
         std::process::exit(70);
@@ -285,7 +288,7 @@ impl Indexer {
     }
 
     /// Adds the first batch of `uncommitted` not yet in the writers.
-    fn add_next(&mut self) -> anyhow::Result<()> {
+    fn add_next(&mut self) -> Result<(), IndexerError> {
         // Taken out for the call, so `add` can borrow `self` mutably.
         let uncommitted = std::mem::take(&mut self.uncommitted);
         let result = match uncommitted.get(self.num_added) {
@@ -298,15 +301,15 @@ impl Indexer {
     }
 
     /// A full disk pauses indexing; anything else is fatal.
-    fn on_error(&mut self, error: anyhow::Error) {
-        if !crate::storage::is_disk_full(&error) {
+    fn on_error(&mut self, error: IndexerError) {
+        if !error.is_disk_full() {
             Self::fatal(&error);
         }
         let pause = self.stall.as_ref().map_or(DISK_FULL_FIRST_PAUSE, |s| {
             (s.pause * 2).min(DISK_FULL_MAX_PAUSE)
         });
         warn!(
-            error = format!("{error:#}"),
+            %error,
             batches = self.uncommitted.len(),
             retry_in_ms = pause.as_millis() as u64,
             "indexing paused: the data directory is full"
@@ -352,7 +355,7 @@ impl Indexer {
         *self.committed_tx.borrow()
     }
 
-    fn add(&mut self, batch: &LoggedBatch) -> anyhow::Result<()> {
+    fn add(&mut self, batch: &LoggedBatch) -> Result<(), IndexerError> {
         let fields = self.indexes.fields.clone();
         let seq = batch.position.get();
         // Indexes are per day of receipt: the live stream and a back-fill of
@@ -371,8 +374,11 @@ impl Indexer {
                 // A failed indexing thread shows here only as "killed";
                 // joining the threads yields the real cause.
                 return Err(match writer.writer.prepare_commit() {
-                    Err(cause) => anyhow::Error::from(cause).context(error.to_string()),
-                    Ok(_) => anyhow::Error::from(error),
+                    Err(source) => IndexerError::AddDocument {
+                        shown: error.to_string(),
+                        source,
+                    },
+                    Ok(_) => tantivy("add a document")(error),
                 });
             }
         }
@@ -382,16 +388,19 @@ impl Indexer {
         Ok(())
     }
 
-    fn writer(&mut self, day: Date) -> anyhow::Result<&mut Writer> {
+    fn writer(&mut self, day: Date) -> Result<&mut Writer, IndexerError> {
         if !self.writers.contains_key(&day) {
             if self.writers.len() >= MAX_OPEN_WRITERS {
                 self.close_least_recent_writer()?;
             }
             let index = self.indexes.open_day(day)?;
-            let writer: IndexWriter = index.index.writer_with_num_threads(
-                self.config.writer_threads,
-                self.config.writer_heap_bytes * self.config.writer_threads,
-            )?;
+            let writer: IndexWriter = index
+                .index
+                .writer_with_num_threads(
+                    self.config.writer_threads,
+                    self.config.writer_heap_bytes * self.config.writer_threads,
+                )
+                .map_err(tantivy("open a writer"))?;
             writer.set_merge_policy(Box::new(merge_policy()));
             debug!(%day, "opened index writer");
             self.writers.insert(
@@ -411,23 +420,26 @@ impl Indexer {
 
     /// Commits one day's writer up to `seq`: every record up to it has been
     /// added (records arrive in order), so the payload is truthful.
-    fn commit_day(&mut self, day: Date, seq: u64) -> anyhow::Result<()> {
+    fn commit_day(&mut self, day: Date, seq: u64) -> Result<(), IndexerError> {
         let Some(writer) = self.writers.get_mut(&day).filter(|w| w.dirty) else {
             return Ok(());
         };
         // Never make searchable what a crash could still take back.
         self.log.wait_durable_blocking(LogPosition(seq));
-        let mut prepared = writer.writer.prepare_commit()?;
+        let mut prepared = writer
+            .writer
+            .prepare_commit()
+            .map_err(tantivy("prepare a commit"))?;
         prepared.set_payload(&seq.to_string());
-        prepared.commit()?;
+        prepared.commit().map_err(tantivy("commit"))?;
         writer.dirty = false;
         let index = self.indexes.open_day(day)?;
-        index.reader.reload()?;
+        index.reader.reload().map_err(tantivy("reload a reader"))?;
         index.set_committed_seq(seq);
         Ok(())
     }
 
-    fn close_least_recent_writer(&mut self) -> anyhow::Result<()> {
+    fn close_least_recent_writer(&mut self) -> Result<(), IndexerError> {
         let Some(day) = self
             .writers
             .iter()
@@ -440,13 +452,16 @@ impl Indexer {
             self.commit_day(day, seq)?;
         }
         if let Some(writer) = self.writers.remove(&day) {
-            writer.writer.wait_merging_threads()?;
+            writer
+                .writer
+                .wait_merging_threads()
+                .map_err(tantivy("close a writer"))?;
         }
         debug!(%day, "closed index writer (too many open)");
         Ok(())
     }
 
-    fn commit(&mut self) -> anyhow::Result<()> {
+    fn commit(&mut self) -> Result<(), IndexerError> {
         if let Some(seq) = self.pending_seq.take() {
             let started = Instant::now();
             let days: Vec<Date> = self.writers.keys().copied().collect();
@@ -470,8 +485,8 @@ impl Indexer {
             && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
         {
             if let Err(error) = self.store_checkpoint() {
-                if !crate::storage::is_disk_full(&error) {
-                    return Err(error.context("cannot write the checkpoint"));
+                if !error.is_disk_full() {
+                    return Err(error);
                 }
                 // The WAL keeps every segment the last checkpoint needs;
                 // the next commit tries again.
