@@ -89,7 +89,7 @@ fn state_of_the_previous_release_is_continued_without_loss_or_duplicates() {
         serde_json::from_slice(&std::fs::read(state.join("checkpoints.json")).unwrap()).unwrap();
     assert_eq!(checkpoints["version"], 2, "{checkpoints}");
     assert_eq!(
-        checkpoints["streams"][0]["stream_id"], OLD_FILE_ID,
+        checkpoints["files"][0]["stream_id"], OLD_FILE_ID,
         "{checkpoints}"
     );
     agent.assert_running();

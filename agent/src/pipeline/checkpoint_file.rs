@@ -4,7 +4,9 @@
 //! Format 2 (written by this agent) holds one entry per stream: the source
 //! that owns it, its wire stream id, a label for `status`, the settled
 //! wire position, an optional cursor and the source's own state (a JSON
-//! value with its own `version`, which only the source interprets).
+//! value with its own `version`, which only the source interprets). The
+//! list keeps format 1's key, `files`, and each entry its `offset`, so
+//! what reads `files[].offset` (scripts, benchmarks) keeps working.
 //! Format 1 (written by agents before sources had a seam) held only file
 //! streams; it is still read, each record becoming a `file` stream whose
 //! state is the record without its id and offset (the file source's state
@@ -92,7 +94,8 @@ pub(crate) struct StreamCheckpoint {
 #[serde(deny_unknown_fields)]
 struct CheckpointFile {
     version: u32,
-    streams: Vec<StreamCheckpoint>,
+    /// Every stream, files or not (the key is format 1's).
+    files: Vec<StreamCheckpoint>,
 }
 
 #[derive(Deserialize)]
@@ -191,7 +194,7 @@ pub(crate) fn read_checkpoints(path: &Path) -> Result<Vec<StreamCheckpoint>, Che
     match version {
         FORMAT_VERSION => {
             let file: CheckpointFile = serde_json::from_str(&text).map_err(parse_error)?;
-            Ok(file.streams)
+            Ok(file.files)
         }
         FORMAT_VERSION_FILES_ONLY => {
             let file: CheckpointFileV1 = serde_json::from_str(&text).map_err(parse_error)?;
@@ -218,7 +221,7 @@ pub(crate) fn store(
     let target = state_dir.join(CHECKPOINTS_FILE);
     let body = serde_json::to_vec_pretty(&CheckpointFile {
         version: FORMAT_VERSION,
-        streams: checkpoints,
+        files: checkpoints,
     })
     .map_err(|source| CheckpointError::Parse {
         path: target.clone(),
@@ -275,7 +278,7 @@ mod tests {
         fs::write(&path, b"garbage").unwrap();
         let error = load(dir.path()).unwrap_err().to_string();
         assert!(error.contains(CHECKPOINTS_FILE), "{error}");
-        fs::write(&path, br#"{"version":3,"streams":[]}"#).unwrap();
+        fs::write(&path, br#"{"version":3,"files":[]}"#).unwrap();
         assert!(matches!(
             load(dir.path()),
             Err(CheckpointError::Version { version: 3, .. })
