@@ -128,7 +128,7 @@ pub fn run(settings: Settings) -> Result<(), AgentError> {
         &settings,
         &SourceContext {
             host,
-            waker,
+            waker: waker.clone(),
             metrics: metrics.clone(),
         },
     )?;
@@ -151,6 +151,7 @@ pub fn run(settings: Settings) -> Result<(), AgentError> {
             settled,
             signals,
             wake,
+            _waker: waker,
         },
         state_dir,
         Duration::from_millis(settings.shutdown_timeout_ms),

@@ -16,7 +16,7 @@ use crossbeam_channel::{select, Receiver};
 use crate::pipeline::checkpoint_file::CheckpointError;
 use crate::pipeline::shipper::Settled;
 use crate::pipeline::{Pipeline, PipelineError};
-use crate::sources::{Source, SourceError};
+use crate::sources::{Source, SourceError, Waker};
 
 /// Why the scheduler stopped other than by a signal.
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +36,12 @@ pub enum SchedulerError {
 pub(crate) struct Channels {
     pub(crate) settled: Receiver<Settled>,
     pub(crate) signals: Receiver<i32>,
-    /// Fires when a source's [`Waker`](crate::sources::Waker) was called.
+    /// Fires when a source's [`Waker`] was called.
     pub(crate) wake: Receiver<()>,
+    /// Kept so that `wake` never disconnects when no source holds a waker
+    /// (no inotify, for one): a disconnected channel would end every
+    /// sleep at once.
+    pub(crate) _waker: Waker,
 }
 
 /// See the module docs.
