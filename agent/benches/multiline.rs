@@ -3,25 +3,18 @@
 //! every one starting with a date) and the same sample with a 12-line
 //! Java stack trace after every 20th line.
 //!
-//! `cargo bench -p loghound-agent --bench multiline` (no criterion: the
-//! agent is a binary crate, so its two modules are compiled in here, and a
-//! plain timing loop keeps the agent's dependency list short).
-
-#[allow(dead_code, unreachable_pub)]
-#[path = "../src/lines.rs"]
-mod lines;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../src/multiline.rs"]
-mod multiline;
+//! `cargo bench -p loghound-agent --bench multiline` (no criterion: a
+//! plain timing loop over the library's splitter and joiner keeps the
+//! agent's dependency list short).
 
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lines::{LineSplitter, RawLine};
+use loghound_agent::sources::file::lines::{LineSplitter, RawLine};
+use loghound_agent::sources::file::multiline::{Joiner, MultilineSettings};
 use loghound_shared::ByteOffset;
-use multiline::{Joiner, MultilineSettings};
 
 const TRACE: &str = "java.lang.IllegalStateException: connection pool exhausted\n\
 \tat org.example.db.Pool.acquire(Pool.java:88)\n\

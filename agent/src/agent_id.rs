@@ -1,26 +1,52 @@
 //! The agent's own id: random, chosen on first start, kept in
 //! `<state-dir>/agent_id` so it survives restarts and host renames.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use loghound_shared::AgentId;
 use rand::Rng;
 
-use crate::checkpoint_file::write_atomically;
+use crate::atomic_file::{write_atomically, AtomicWriteError};
 
 const AGENT_ID_FILE: &str = "agent_id";
 
+/// Why the agent id cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentIdError {
+    /// The file holds something that is not an agent id.
+    #[error("{path}: invalid agent id: {reason}")]
+    Invalid {
+        /// The agent id file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The agent id file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A new id cannot be stored.
+    #[error(transparent)]
+    Write(#[from] AtomicWriteError),
+}
+
 /// Reads the stored agent id, or creates and stores a new one.
-pub(crate) fn load_or_create(state_dir: &Path) -> anyhow::Result<AgentId> {
+pub(crate) fn load_or_create(state_dir: &Path) -> Result<AgentId, AgentIdError> {
     let path = state_dir.join(AGENT_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            return AgentId::new(text.trim())
-                .with_context(|| format!("{}: invalid agent id", path.display()));
+            return AgentId::new(text.trim()).map_err(|error| AgentIdError::Invalid {
+                path,
+                reason: error.to_string(),
+            });
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+        Err(source) => return Err(AgentIdError::Read { path, source }),
     }
     let bytes: [u8; 8] = rand::rng().random();
     let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -1,47 +1,6 @@
-//! `loghound-agent`: follows log files and ships their lines to a Loghound
-//! server, resuming exactly where the server's acks left off.
-//!
-//! The pipeline, one module each:
-//! - [`config`]: `agent.toml` and flags → validated settings;
-//! - [`discovery`]: globs → paths; [`watch`]: change notification;
-//! - [`fingerprint`]: file identity; [`copies`]: copies of known streams;
-//! - [`lines`]: bytes → lines;
-//! - [`file_watcher`]: one followed file (position, truncation);
-//! - [`batcher`]: lines → compressed batches; [`shipper`]: HTTP and retries;
-//! - [`spool`] and [`spool_file`]: batches on disk while no server takes
-//!   them; [`replay`]: sending them once one does;
-//! - [`checkpointer`] and [`checkpoint_file`]: acked offsets, on disk;
-//! - [`file_server`]: the scheduler loop; [`open_files`]: which files
-//!   give up their descriptor under `max_open_files`; [`agent`]: wiring;
-//! - [`metrics`] and [`metrics_http`]: counters and `/metrics`;
-//! - [`status`] and [`status_file`]: the `status` subcommand and the
-//!   errors the running agent records for it.
-
-mod agent;
-mod agent_id;
-mod batcher;
-mod checkpoint_file;
-mod checkpointer;
-mod config;
-mod copies;
-mod discovery;
-#[cfg(test)]
-mod file_model_tests;
-mod file_server;
-mod file_watcher;
-mod fingerprint;
-mod lines;
-mod metrics;
-mod metrics_http;
-mod multiline;
-mod open_files;
-mod replay;
-mod shipper;
-mod spool;
-mod spool_file;
-mod status;
-mod status_file;
-mod watch;
+//! The `loghound-agent` binary: parses the command line and hands over to
+//! the library (`loghound_agent::run`, `loghound_agent::status::print`);
+//! errors end here, printed with their chain.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -49,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{ConfigFile, Overrides};
+use loghound_agent::config::{self, ConfigFile, Overrides};
+use loghound_agent::status;
 
 /// Config file read when `--config` is not given, if it exists.
 const DEFAULT_CONFIG: &str = "/etc/loghound/agent.toml";
@@ -142,7 +102,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Status { state_dir }) => {
-            status::print(&state_dir, &mut std::io::stdout().lock())
+            status::print(&state_dir, &mut std::io::stdout().lock()).map_err(anyhow::Error::from)
         }
         None => run(cli.run),
     };
@@ -184,5 +144,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &config_path {
         tracing::info!(path = %path.display(), "loaded config");
     }
-    agent::run(settings)
+    loghound_agent::run(settings)?;
+    Ok(())
 }

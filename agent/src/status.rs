@@ -3,15 +3,57 @@
 //! (`status_file.rs`).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::pipeline::checkpoint_file::{read_checkpoints, CheckpointError, CHECKPOINTS_FILE};
+use crate::sources::file::checkpoints::FileRecord;
+use crate::status_file::StatusFileError;
 
-use crate::checkpoint_file::{read_records, CHECKPOINTS_FILE};
+/// Why `status` cannot say it all.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The checkpoints cannot be read.
+    #[error(transparent)]
+    Checkpoints(#[from] CheckpointError),
+    /// `status.json` cannot be read.
+    #[error(transparent)]
+    StatusFile(#[from] StatusFileError),
+    /// The spool cannot be read.
+    #[error("cannot read the spool: {0}")]
+    Spool(#[source] std::io::Error),
+    /// The output cannot be written.
+    #[error("cannot write status: {0}")]
+    Output(#[from] std::io::Error),
+}
 
-/// Prints one line per checkpointed file to `out`.
-pub(crate) fn print(state_dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
-    let mut records = read_records(&state_dir.join(CHECKPOINTS_FILE))?;
+/// One checkpointed stream as `status` shows it.
+struct Row {
+    path: PathBuf,
+    stream_id: loghound_shared::FileId,
+    offset: loghound_shared::ByteOffset,
+    /// Device and inode, for a file stream.
+    file: Option<(u64, u64)>,
+}
+
+/// Prints one line per checkpointed stream to `out`.
+pub fn print(state_dir: &Path, out: &mut impl Write) -> Result<(), StatusError> {
+    let mut records: Vec<Row> = read_checkpoints(&state_dir.join(CHECKPOINTS_FILE))?
+        .iter()
+        .map(|checkpoint| match FileRecord::of(checkpoint) {
+            Some(record) => Row {
+                path: record.state.path,
+                stream_id: record.file_id,
+                offset: record.offset,
+                file: Some((record.state.dev, record.state.inode)),
+            },
+            None => Row {
+                path: PathBuf::from(&checkpoint.label),
+                stream_id: checkpoint.stream_id.clone(),
+                offset: checkpoint.offset,
+                file: None,
+            },
+        })
+        .collect();
     records.sort_by(|a, b| a.path.cmp(&b.path));
     let mut errors = crate::status_file::load(state_dir)?;
     let error_text = |note: &crate::metrics::ErrorNote| {
@@ -28,11 +70,13 @@ pub(crate) fn print(state_dir: &Path, out: &mut impl Write) -> anyhow::Result<()
     )?;
     for record in &records {
         // The size only means something if the path still holds that file.
-        let size = std::fs::metadata(&record.path)
-            .ok()
-            .filter(|m| {
-                use std::os::unix::fs::MetadataExt;
-                m.dev() == record.dev && m.ino() == record.inode
+        let size = record
+            .file
+            .and_then(|(dev, inode)| {
+                std::fs::metadata(&record.path).ok().filter(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    m.dev() == dev && m.ino() == inode
+                })
             })
             .map(|m| m.len());
         let (size_text, lag_text) = match size {
@@ -50,13 +94,12 @@ pub(crate) fn print(state_dir: &Path, out: &mut impl Write) -> anyhow::Result<()
             out,
             "{:<48} {:<32} {:>12} {:>12} {:>12}  {}",
             record.path.display(),
-            record.file_id,
+            record.stream_id,
             record.offset,
             size_text,
             lag_text,
             last_error
-        )
-        .context("cannot write status")?;
+        )?;
     }
     // Files with an error and no checkpoint (never opened, for instance).
     for (path, note) in &errors.file_errors {
@@ -78,7 +121,7 @@ pub(crate) fn print(state_dir: &Path, out: &mut impl Write) -> anyhow::Result<()
     if records.is_empty() {
         writeln!(out, "no checkpoints in {}", state_dir.display())?;
     }
-    let spool = crate::spool::on_disk(state_dir).context("cannot read the spool")?;
+    let spool = crate::pipeline::spool::on_disk(state_dir).map_err(StatusError::Spool)?;
     writeln!(
         out,
         "spool: {} bytes, {} batches",

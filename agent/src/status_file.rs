@@ -8,12 +8,46 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint_file::{write_atomically, CheckpointError};
+use crate::atomic_file::{write_atomically, AtomicWriteError};
 use crate::metrics::ErrorNote;
 
 /// Name of the file inside the state directory.
 pub(crate) const STATUS_FILE: &str = "status.json";
 const FORMAT_VERSION: u32 = 1;
+
+/// Why `status.json` cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusFileError {
+    /// It cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// `status.json`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It is not a status file.
+    #[error("{path}: not a status file: {source}")]
+    Parse {
+        /// `status.json`.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// It is of a format this agent does not read.
+    #[error("{path}: unsupported status format version {version}")]
+    Version {
+        /// `status.json`.
+        path: PathBuf,
+        /// The version found.
+        version: u32,
+    },
+    /// It cannot be replaced.
+    #[error(transparent)]
+    Write(#[from] AtomicWriteError),
+}
 
 /// The content of `status.json`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +66,7 @@ pub(crate) fn store(
     state_dir: &Path,
     last_error: Option<ErrorNote>,
     file_errors: BTreeMap<PathBuf, ErrorNote>,
-) -> Result<(), CheckpointError> {
+) -> Result<(), StatusFileError> {
     let status = StatusFile {
         version: FORMAT_VERSION,
         written_at_ms: crate::metrics::now_ms(),
@@ -40,31 +74,36 @@ pub(crate) fn store(
         file_errors,
     };
     let target = state_dir.join(STATUS_FILE);
-    let body = serde_json::to_vec_pretty(&status).map_err(|source| CheckpointError::Parse {
+    let body = serde_json::to_vec_pretty(&status).map_err(|source| StatusFileError::Parse {
         path: target.clone(),
         source,
     })?;
-    write_atomically(&state_dir.join("status.json.tmp"), &target, &body)
+    Ok(write_atomically(
+        &state_dir.join("status.json.tmp"),
+        &target,
+        &body,
+    )?)
 }
 
 /// Reads `status.json`; an absent file means no error was recorded.
-pub(crate) fn load(state_dir: &Path) -> anyhow::Result<StatusFile> {
+pub(crate) fn load(state_dir: &Path) -> Result<StatusFile, StatusFileError> {
     let path = state_dir.join(STATUS_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Ok(StatusFile::default())
         }
-        Err(error) => return Err(anyhow::anyhow!("{}: {error}", path.display())),
+        Err(source) => return Err(StatusFileError::Read { path, source }),
     };
-    let status: StatusFile = serde_json::from_str(&text)
-        .map_err(|error| anyhow::anyhow!("{}: not a status file: {error}", path.display()))?;
+    let status: StatusFile = match serde_json::from_str(&text) {
+        Ok(status) => status,
+        Err(source) => return Err(StatusFileError::Parse { path, source }),
+    };
     if status.version != FORMAT_VERSION {
-        anyhow::bail!(
-            "{}: unsupported status format version {}",
-            path.display(),
-            status.version
-        );
+        return Err(StatusFileError::Version {
+            path,
+            version: status.version,
+        });
     }
     Ok(status)
 }

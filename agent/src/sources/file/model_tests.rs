@@ -1,6 +1,6 @@
 //! Model-based test of the file state machine: discovery, identity,
 //! watchers, truncation and checkpoints, driven synchronously through the
-//! scheduler's own steps (`FileServer::drain_for_test`) on real files.
+//! source's own steps (`FileSource::drain_for_test`) on real files.
 //!
 //! proptest generates sequences of what writers, logrotate and operators
 //! do to files in a temporary directory (append lines, append half a line
@@ -30,10 +30,12 @@ use crossbeam_channel::Receiver;
 use loghound_shared::{ByteOffset, Event, FileId};
 use proptest::prelude::*;
 
-use crate::batcher::Batch;
-use crate::checkpointer::Checkpointer;
+use super::{FileSource, FileSourceSettings};
 use crate::config::{self, Overrides};
-use crate::file_server::{Channels, FileServer};
+use crate::pipeline::batcher::Batch;
+use crate::pipeline::checkpoints::Checkpoints;
+use crate::pipeline::{BatchLimits, Pipeline};
+use crate::sources::{Source, SourceContext, Waker};
 
 /// Names the glob matches.
 const NAMES: [&str; 3] = ["a.log", "b.log", "c.log"];
@@ -320,7 +322,8 @@ impl Model {
 
 /// The agent under test, with the receiving end of its batches.
 struct Driven {
-    server: FileServer,
+    source: FileSource,
+    pipeline: Pipeline,
     batches: Receiver<Batch>,
 }
 
@@ -337,24 +340,36 @@ fn start_agent(dir: &Path, state: &Path) -> Driven {
         },
     )
     .unwrap();
-    let checkpointer = Checkpointer::load(state).unwrap();
+    let checkpoints = Checkpoints::load(state).unwrap();
     let (batch_sender, batches) = crossbeam_channel::unbounded();
-    let (_settled_sender, settled) = crossbeam_channel::unbounded();
-    let (_signal_sender, signals) = crossbeam_channel::unbounded();
-    let server = FileServer::new(
-        settings,
-        "model".into(),
-        checkpointer,
-        Channels {
-            batches: batch_sender,
-            settled,
-            signals,
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let pipeline = Pipeline::new(
+        BatchLimits {
+            max_bytes: settings.batch_max_bytes,
+            max_age: std::time::Duration::from_millis(settings.batch_max_age_ms),
+            zstd_level: settings.zstd_level,
+            max_in_flight: settings.max_in_flight,
         },
+        checkpoints,
+        batch_sender,
         None,
-        std::sync::Arc::new(crate::metrics::Metrics::default()),
+        metrics.clone(),
+    );
+    let source = FileSource::new(
+        FileSourceSettings::from_settings(&settings, settings.inputs.clone()),
+        &SourceContext {
+            host: "model".into(),
+            waker: Waker::new().0,
+            metrics,
+        },
     )
     .unwrap();
-    Driven { server, batches }
+    assert_eq!(source.name(), "file");
+    Driven {
+        source,
+        pipeline,
+        batches,
+    }
 }
 
 /// The server's side: dedup by (file id, offset) as `dedup.rs` does for
@@ -404,12 +419,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         model.apply(&dir, op);
         match op {
             Op::Read => {
-                let events = agent.server.drain_for_test(&agent.batches).unwrap();
+                let events = agent
+                    .source
+                    .drain_for_test(&mut agent.pipeline, &agent.batches)
+                    .unwrap();
                 received.take(events)?;
             }
             Op::Restart { persist } => {
                 if *persist {
-                    agent.server.persist_for_test().unwrap();
+                    agent.pipeline.persist_final().unwrap();
                 }
                 drop(agent);
                 agent = start_agent(&dir, &state);

@@ -22,23 +22,23 @@ use std::time::{Duration, Instant};
 
 use regex_lite::Regex;
 
-use crate::lines::RawLine;
+use super::lines::RawLine;
 
 /// The tag that marks the parts of a group split by a cap.
-pub(crate) const SPLIT_TAG: &str = "multiline";
+pub const SPLIT_TAG: &str = "multiline";
 
 /// One input's multi-line rule, validated.
 #[derive(Debug, Clone)]
-pub(crate) struct MultilineSettings {
+pub struct MultilineSettings {
     /// A line that matches begins a new event.
-    pub(crate) start: Regex,
+    pub start: Regex,
     /// Lines per event at most.
-    pub(crate) max_lines: usize,
+    pub max_lines: usize,
     /// Bytes of message per event at most (a single line is never cut
     /// here; `max_line_bytes` bounds lines).
-    pub(crate) max_bytes: usize,
+    pub max_bytes: usize,
     /// A group that got no new line for this long is shipped.
-    pub(crate) flush_ms: u64,
+    pub flush_ms: u64,
 }
 
 impl PartialEq for MultilineSettings {
@@ -54,14 +54,16 @@ impl Eq for MultilineSettings {}
 
 /// Which cap split a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Split {
+pub enum Split {
+    /// `max_lines` was reached.
     MaxLines,
+    /// `max_bytes` was reached.
     MaxBytes,
 }
 
 impl Split {
     /// The value of the [`SPLIT_TAG`] tag.
-    pub(crate) fn tag_value(self) -> &'static str {
+    pub fn tag_value(self) -> &'static str {
         match self {
             Split::MaxLines => "max_lines",
             Split::MaxBytes => "max_bytes",
@@ -71,10 +73,11 @@ impl Split {
 
 /// A line, or several joined with `\n`, ready to become one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Joined {
-    pub(crate) line: RawLine,
+pub struct Joined {
+    /// The line or the joined lines, spanning their byte range.
+    pub line: RawLine,
     /// Set on every part of a group split by a cap.
-    pub(crate) split: Option<Split>,
+    pub split: Option<Split>,
 }
 
 impl From<RawLine> for Joined {
@@ -93,13 +96,14 @@ struct Group {
 
 /// Joins one stream's lines; see the module docs.
 #[derive(Debug)]
-pub(crate) struct Joiner {
+pub struct Joiner {
     settings: Arc<MultilineSettings>,
     group: Option<Group>,
 }
 
 impl Joiner {
-    pub(crate) fn new(settings: Arc<MultilineSettings>) -> Self {
+    /// A joiner with no open group.
+    pub fn new(settings: Arc<MultilineSettings>) -> Self {
         Self {
             settings,
             group: None,
@@ -108,7 +112,7 @@ impl Joiner {
 
     /// Adds the stream's next complete line, received at `now`; groups
     /// that end are appended to `out`.
-    pub(crate) fn push(&mut self, line: RawLine, now: Instant, out: &mut Vec<Joined>) {
+    pub fn push(&mut self, line: RawLine, now: Instant, out: &mut Vec<Joined>) {
         let starts = self
             .settings
             .start
@@ -157,21 +161,21 @@ impl Joiner {
     }
 
     /// When the open group is due to be shipped for lack of new lines.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Instant> {
         self.group
             .as_ref()
             .map(|group| group.last_line_at + Duration::from_millis(self.settings.flush_ms))
     }
 
     /// Ships the open group if its flush timeout has passed at `now`.
-    pub(crate) fn flush_if_due(&mut self, now: Instant, out: &mut Vec<Joined>) {
+    pub fn flush_if_due(&mut self, now: Instant, out: &mut Vec<Joined>) {
         if self.deadline().is_some_and(|deadline| deadline <= now) {
             self.flush(out);
         }
     }
 
     /// Ships the open group, if any.
-    pub(crate) fn flush(&mut self, out: &mut Vec<Joined>) {
+    pub fn flush(&mut self, out: &mut Vec<Joined>) {
         if let Some(group) = self.group.take() {
             out.push(Joined {
                 line: group.joined,
@@ -181,7 +185,7 @@ impl Joiner {
     }
 
     /// Whether a group is open.
-    pub(crate) fn is_idle(&self) -> bool {
+    pub fn is_idle(&self) -> bool {
         self.group.is_none()
     }
 }
@@ -203,7 +207,7 @@ mod tests {
     use loghound_shared::ByteOffset;
 
     use super::*;
-    use crate::lines::LineSplitter;
+    use crate::sources::file::lines::LineSplitter;
 
     fn settings(start: &str, max_lines: usize, max_bytes: usize) -> Arc<MultilineSettings> {
         Arc::new(MultilineSettings {

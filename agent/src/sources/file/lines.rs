@@ -12,28 +12,30 @@ use loghound_shared::ByteOffset;
 
 /// One complete line as read from a file, before any text conversion.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RawLine {
+pub struct RawLine {
     /// Position of the line's first byte.
-    pub(crate) offset: ByteOffset,
+    pub offset: ByteOffset,
     /// Position just after the line's `\n`.
-    pub(crate) end_offset: ByteOffset,
+    pub end_offset: ByteOffset,
     /// The line without its `\n` and without a trailing `\r` (when not cut).
-    pub(crate) bytes: Vec<u8>,
+    pub bytes: Vec<u8>,
     /// The line was longer than the limit and was cut.
-    pub(crate) truncated: bool,
+    pub truncated: bool,
 }
 
 /// A line as text, ready to become an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TextLine {
-    pub(crate) message: String,
-    pub(crate) invalid_utf8: bool,
+pub struct TextLine {
+    /// The line, invalid UTF-8 replaced.
+    pub message: String,
+    /// Whether anything had to be replaced.
+    pub invalid_utf8: bool,
 }
 
 impl RawLine {
     /// Converts to text. Invalid UTF-8 becomes U+FFFD and is flagged; a cut
     /// that split a multi-byte character is not counted as invalid.
-    pub(crate) fn into_text(self) -> TextLine {
+    pub fn into_text(self) -> TextLine {
         let mut bytes = self.bytes;
         if self.truncated {
             if let Err(error) = std::str::from_utf8(&bytes) {
@@ -58,7 +60,7 @@ impl RawLine {
 
 /// Splits appended bytes into lines; see the module docs.
 #[derive(Debug)]
-pub(crate) struct LineSplitter {
+pub struct LineSplitter {
     max_line_bytes: usize,
     /// Bytes consumed so far: the file position the next chunk starts at.
     consumed: u64,
@@ -74,7 +76,7 @@ pub(crate) struct LineSplitter {
 
 impl LineSplitter {
     /// A splitter whose first byte sits at `start` in the file.
-    pub(crate) fn new(start: ByteOffset, max_line_bytes: usize) -> Self {
+    pub fn new(start: ByteOffset, max_line_bytes: usize) -> Self {
         debug_assert!(max_line_bytes > 0);
         Self {
             max_line_bytes,
@@ -87,23 +89,23 @@ impl LineSplitter {
     }
 
     /// File position of the next byte to feed.
-    pub(crate) fn consumed(&self) -> ByteOffset {
+    pub fn consumed(&self) -> ByteOffset {
         ByteOffset(self.consumed)
     }
 
     /// Where the first line not yet emitted starts.
-    pub(crate) fn pending_line_start(&self) -> ByteOffset {
+    pub fn pending_line_start(&self) -> ByteOffset {
         ByteOffset(self.line_start)
     }
 
     /// Forgets everything and restarts at `start` (after a truncation).
-    pub(crate) fn reset(&mut self, start: ByteOffset) {
+    pub fn reset(&mut self, start: ByteOffset) {
         *self = Self::new(start, self.max_line_bytes);
     }
 
     /// Feeds the bytes that follow [`Self::consumed`]; complete lines are
     /// appended to `out`.
-    pub(crate) fn push(&mut self, mut chunk: &[u8], out: &mut Vec<RawLine>) {
+    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<RawLine>) {
         while !chunk.is_empty() {
             let newline = chunk.iter().position(|&b| b == b'\n');
             let body = match newline {
@@ -125,7 +127,7 @@ impl LineSplitter {
 
     /// Ends the partial last line where the bytes end, for a file that
     /// will never get its `\n` (it was released): `None` if there is none.
-    pub(crate) fn take_partial(&mut self) -> Option<RawLine> {
+    pub fn take_partial(&mut self) -> Option<RawLine> {
         if self.consumed == self.line_start {
             return None;
         }

@@ -30,7 +30,7 @@ use std::os::unix::fs::FileExt;
 
 use loghound_shared::ByteOffset;
 
-use crate::fingerprint::Identity;
+use super::fingerprint::Identity;
 
 /// How many of the last bytes read of a stream are kept to recognise copies.
 pub(crate) const TAIL_BYTES: usize = 4096;
@@ -93,7 +93,7 @@ pub(crate) fn is_copy_of_live(copy: &File, copy_size: u64, original: &File) -> i
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fingerprint::{fingerprint_of_head, DevInode};
+    use crate::sources::file::fingerprint::{fingerprint_of_head, DevInode};
 
     fn file_with(dir: &std::path::Path, name: &str, bytes: &[u8]) -> File {
         let path = dir.join(name);

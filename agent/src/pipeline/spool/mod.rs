@@ -5,17 +5,23 @@
 //! server failed it a few times), and, while the spool holds anything,
 //! every new batch too, so batches are delivered oldest first. An append
 //! is `fdatasync`ed before it returns: only then does the batch count as
-//! settled and may the checkpoint pass it. Replay threads ([`crate::replay`])
+//! settled and may the checkpoint pass it. Replay threads ([`replay`])
 //! take records oldest first, send them (retrying until the server takes
 //! them) and report them done; a segment is deleted once every record in
 //! it is done. The spool is bounded by `spool_max_bytes` on disk: when it
 //! is full the scheduler stops reading (the log files are the buffer), so
 //! it never holds more than the bound plus one batch.
 //!
-//! After a crash the spool is scanned again ([`spool_file::scan`]): intact
+//! After a crash the spool is scanned again ([`segment::scan`]): intact
 //! records are replayed, records that were done but not yet deleted are
 //! sent again (the server drops them as duplicates), and damage is
-//! reported precisely; see `spool_file.rs`.
+//! reported precisely; see `segment.rs`, which also says how segments of
+//! the previous format are read.
+
+pub(crate) mod replay;
+pub(crate) mod segment;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -25,8 +31,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::batcher::Batch;
-use crate::spool_file::{self, Damage, RecordHeader, SEGMENT_EXTENSION, SEGMENT_MAGIC};
+use segment::{Damage, RecordHeader, SegmentFormat, SEGMENT_EXTENSION, SEGMENT_MAGIC};
+
+use super::batcher::Batch;
 
 /// Name of the spool directory inside the state directory.
 pub(crate) const SPOOL_DIR: &str = "spool";
@@ -41,6 +48,7 @@ pub(crate) struct Claim {
     segment: u64,
     index: usize,
     path: PathBuf,
+    format: SegmentFormat,
     position: u64,
     len: u64,
 }
@@ -55,6 +63,7 @@ struct Record {
 struct Segment {
     number: u64,
     path: PathBuf,
+    format: SegmentFormat,
     bytes: u64,
     records: Vec<Record>,
     /// Records before this index have been handed out.
@@ -180,10 +189,14 @@ impl Spool {
     /// Appends `batch` durably. When this returns `Ok` the batch is on disk
     /// and will be delivered, even after a crash.
     pub(crate) fn append(&self, batch: &Batch) -> io::Result<()> {
-        let record = spool_file::encode_record(
+        let record = segment::encode_record(
             &RecordHeader {
                 num_events: batch.num_events,
-                file_ends: batch.file_ends.clone(),
+                streams: batch
+                    .stream_ends
+                    .iter()
+                    .map(|(id, position)| (id.clone(), position.offset))
+                    .collect(),
             },
             &batch.body,
         )?;
@@ -253,6 +266,7 @@ impl Spool {
         inner.segments.push_back(Segment {
             number,
             path,
+            format: SegmentFormat::V2,
             bytes: SEGMENT_MAGIC.len() as u64,
             records: Vec::new(),
             next_claim: 0,
@@ -300,6 +314,7 @@ impl Spool {
                         segment: segment.number,
                         index: segment.next_claim,
                         path: segment.path.clone(),
+                        format: segment.format,
                         position: record.position,
                         len: record.len,
                     };
@@ -327,7 +342,7 @@ impl Spool {
         file.read_exact_at(&mut bytes, claim.position)
             .map_err(|error| error.to_string())?;
         let (header, body, _) =
-            spool_file::decode_record(&bytes).map_err(|error| error.to_string())?;
+            segment::decode_record(claim.format, &bytes).map_err(|error| error.to_string())?;
         let body = bytes[body].to_vec();
         Ok((header, body))
     }
@@ -369,7 +384,7 @@ fn segment_number(path: &Path) -> Option<u64> {
 /// operator; an empty segment is deleted.
 fn recover(number: u64, path: &Path) -> io::Result<Option<Segment>> {
     let bytes = fs::read(path)?;
-    let scan = spool_file::scan(&bytes);
+    let scan = segment::scan(&bytes);
     for damage in &scan.damage {
         match damage {
             Damage::NotASegment => {
@@ -390,10 +405,10 @@ fn recover(number: u64, path: &Path) -> io::Result<Option<Segment>> {
             }
         }
     }
-    if scan.records.is_empty() {
+    let Some(format) = scan.format.filter(|_| !scan.records.is_empty()) else {
         fs::remove_file(path)?;
         return Ok(None);
-    }
+    };
     let records = scan
         .records
         .iter()
@@ -405,6 +420,7 @@ fn recover(number: u64, path: &Path) -> io::Result<Option<Segment>> {
     Ok(Some(Segment {
         number,
         path: path.to_path_buf(),
+        format,
         bytes: bytes.len() as u64,
         records,
         next_claim: 0,
@@ -436,155 +452,7 @@ pub(crate) fn on_disk(state_dir: &Path) -> io::Result<SpoolStats> {
             Err(error) => return Err(error),
         };
         stats.bytes += bytes.len() as u64;
-        stats.num_unsent += spool_file::scan(&bytes).records.len();
+        stats.num_unsent += segment::scan(&bytes).records.len();
     }
     Ok(stats)
-}
-
-#[cfg(test)]
-mod tests {
-    use loghound_shared::{ByteOffset, FileId};
-
-    use super::*;
-    use crate::checkpointer::BatchSeq;
-
-    fn batch(n: u64, body_len: usize) -> Batch {
-        Batch {
-            seq: BatchSeq(n),
-            body: vec![n as u8; body_len],
-            num_events: n as usize,
-            file_ends: vec![(FileId::new("f1").unwrap(), ByteOffset(n * 10))],
-        }
-    }
-
-    fn drain(spool: &Spool) -> Vec<usize> {
-        let mut seen = Vec::new();
-        while let Some(claim) = spool.claim(Duration::ZERO) {
-            let (header, body) = spool.read(&claim).unwrap();
-            assert_eq!(body.len(), 1000);
-            seen.push(header.num_events);
-            spool.done(&claim);
-        }
-        seen
-    }
-
-    fn segment_files(dir: &Path) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = fs::read_dir(dir.join(SPOOL_DIR))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        files
-    }
-
-    #[test]
-    fn batches_come_back_oldest_first_and_files_go_once_done() {
-        let dir = tempfile::tempdir().unwrap();
-        // 64 KiB segments: 100 batches of ~1 KiB fill two of them.
-        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert!(!spool.is_active());
-        for n in 1..=100 {
-            spool.append(&batch(n, 1000)).unwrap();
-        }
-        assert!(spool.is_active());
-        assert_eq!(spool.stats().num_unsent, 100);
-        assert_eq!(segment_files(dir.path()).len(), 2);
-        assert_eq!(on_disk(dir.path()).unwrap(), spool.stats());
-        assert_eq!(drain(&spool), (1..=100).collect::<Vec<_>>());
-        assert!(!spool.is_active());
-        assert_eq!(spool.stats(), SpoolStats::default());
-        assert!(segment_files(dir.path()).is_empty());
-        // And it starts again after draining.
-        spool.append(&batch(7, 1000)).unwrap();
-        assert_eq!(drain(&spool), [7]);
-    }
-
-    #[test]
-    fn undelivered_and_unfinished_batches_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-            for n in 1..=100 {
-                spool.append(&batch(n, 1000)).unwrap();
-            }
-            // Deliver the first 70: the first segment (about 63) goes.
-            for _ in 0..70 {
-                let claim = spool.claim(Duration::ZERO).unwrap();
-                spool.done(&claim);
-            }
-            assert_eq!(segment_files(dir.path()).len(), 1);
-        }
-        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        let again = drain(&spool);
-        // The second segment's delivered records are sent again (the
-        // server drops them), none of the first segment's, all of the rest.
-        assert_eq!(again.last(), Some(&100));
-        assert!(again.len() > 30 && again.len() < 100, "{}", again.len());
-        assert_eq!(again, (101 - again.len()..=100).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn room_is_bounded_by_max_bytes_plus_one_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), 100_000).unwrap();
-        let mut appended = 0;
-        while spool.has_room() {
-            spool.append(&batch(1, 1000)).unwrap();
-            appended += 1;
-        }
-        let bytes = spool.stats().bytes;
-        assert!((100_000..100_000 + 1100).contains(&bytes), "{bytes}");
-        assert_eq!(appended, spool.stats().num_unsent);
-        let claim = spool.claim(Duration::ZERO).unwrap();
-        spool.done(&claim);
-        assert!(!spool.has_room(), "room comes back a segment at a time");
-    }
-
-    #[test]
-    fn a_damaged_segment_is_reported_and_its_intact_records_replayed() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-            for n in 1..=5 {
-                spool.append(&batch(n, 1000)).unwrap();
-            }
-        }
-        let files = segment_files(dir.path());
-        assert_eq!(files.len(), 1);
-        let mut bytes = fs::read(&files[0]).unwrap();
-        // Corrupt the body of the third record, tear the fifth.
-        let record_len = (bytes.len() - SEGMENT_MAGIC.len()) / 5;
-        bytes[SEGMENT_MAGIC.len() + 2 * record_len + 500] ^= 1;
-        bytes.truncate(bytes.len() - 10);
-        fs::write(&files[0], &bytes).unwrap();
-        // A file that is not a segment at all is kept aside.
-        fs::write(
-            dir.path().join(SPOOL_DIR).join("00000000000000000099.seg"),
-            b"junk",
-        )
-        .unwrap();
-
-        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(drain(&spool), [1, 2, 4]);
-        let names: Vec<String> = segment_files(dir.path())
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, ["00000000000000000099.corrupt"]);
-    }
-
-    #[test]
-    fn a_record_damaged_after_start_is_an_error_on_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::open(dir.path(), 1 << 20).unwrap();
-        spool.append(&batch(1, 1000)).unwrap();
-        let claim = spool.claim(Duration::ZERO).unwrap();
-        let path = &segment_files(dir.path())[0];
-        let mut bytes = fs::read(path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        fs::write(path, &bytes).unwrap();
-        let error = spool.read(&claim).unwrap_err();
-        assert!(error.contains("checksum"), "{error}");
-    }
 }

@@ -4,12 +4,18 @@
 //! stays the source of truth. When no watcher can be created (for example
 //! the inotify instance limit is reached) a warning is logged and the agent
 //! relies on the rescan alone.
+//!
+//! Events go into a channel of the file source's own; each one also calls
+//! the scheduler's [`Waker`], so a sleeping loop turns and the source takes
+//! them (`FileSource::on_wake`).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crossbeam_channel::Receiver;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+use crate::sources::Waker;
 
 /// What the watcher reports.
 pub(crate) type FsEvent = notify::Result<notify::Event>;
@@ -23,10 +29,11 @@ pub(crate) struct FsWatch {
 }
 
 impl FsWatch {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(waker: Waker) -> Self {
         let (sender, events) = crossbeam_channel::unbounded();
         let watcher = notify::recommended_watcher(move |event: FsEvent| {
             let _ = sender.send(event);
+            waker.wake();
         });
         let watcher = match watcher {
             Ok(watcher) => Some(watcher),

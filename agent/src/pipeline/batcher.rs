@@ -2,15 +2,16 @@
 //!
 //! The size counted is the exact uncompressed NDJSON size; a batch is also
 //! capped in events. A flushed batch is compressed with
-//! [`loghound_shared::encode_batch`] and remembers, per file, the offset its
-//! lines reach, which the checkpointer needs once the batch is acked.
+//! [`loghound_shared::encode_batch`] and remembers, per stream, the
+//! position its events reach, which the checkpoints need once the batch is
+//! settled.
 
 use std::io;
 use std::time::{Duration, Instant};
 
-use loghound_shared::{encode_batch, ByteOffset, Event, FileId};
+use loghound_shared::{encode_batch, Event, FileId};
 
-use crate::checkpointer::BatchSeq;
+use super::checkpoints::{BatchSeq, Position};
 
 /// Most events in one batch.
 pub(crate) const MAX_EVENTS_PER_BATCH: usize = 10_000;
@@ -22,8 +23,15 @@ pub(crate) struct Batch {
     /// zstd-compressed NDJSON.
     pub(crate) body: Vec<u8>,
     pub(crate) num_events: usize,
-    /// For each file in the batch, the end offset of its last line.
-    pub(crate) file_ends: Vec<(FileId, ByteOffset)>,
+    /// For each stream in the batch, the position of its last event.
+    pub(crate) stream_ends: Vec<(FileId, Position)>,
+}
+
+impl Batch {
+    /// The streams the batch holds events of.
+    pub(crate) fn stream_ids(&self) -> Vec<FileId> {
+        self.stream_ends.iter().map(|(id, _)| id.clone()).collect()
+    }
 }
 
 /// Accumulates events; see the module docs.
@@ -34,6 +42,8 @@ pub(crate) struct Batcher {
     zstd_level: i32,
     next_seq: u64,
     events: Vec<Event>,
+    /// The cursor given with each event, where its source has one.
+    cursors: Vec<Option<String>>,
     ndjson_bytes: usize,
     oldest: Option<Instant>,
 }
@@ -59,17 +69,26 @@ impl Batcher {
             zstd_level,
             next_seq: 1,
             events: Vec::new(),
+            cursors: Vec::new(),
             ndjson_bytes: 0,
             oldest: None,
         }
     }
 
-    /// Adds an event; returns the batch if this one filled it.
-    pub(crate) fn push(&mut self, event: Event, now: Instant) -> io::Result<Option<Batch>> {
+    /// Adds an event and the cursor its source resumes at after it;
+    /// returns the batch if this one filled it. Events of one stream come
+    /// in stream order.
+    pub(crate) fn push(
+        &mut self,
+        event: Event,
+        cursor: Option<String>,
+        now: Instant,
+    ) -> io::Result<Option<Batch>> {
         let mut counter = ByteCounter(0);
         serde_json::to_writer(&mut counter, &event)?;
         self.ndjson_bytes += counter.0 + 1;
         self.events.push(event);
+        self.cursors.push(cursor);
         self.oldest.get_or_insert(now);
         if self.ndjson_bytes >= self.max_bytes || self.events.len() >= MAX_EVENTS_PER_BATCH {
             return self.flush().map(Some);
@@ -98,13 +117,21 @@ impl Batcher {
     pub(crate) fn flush(&mut self) -> io::Result<Batch> {
         debug_assert!(!self.events.is_empty());
         let events = std::mem::take(&mut self.events);
+        let cursors = std::mem::take(&mut self.cursors);
         self.ndjson_bytes = 0;
         self.oldest = None;
-        let mut file_ends: Vec<(FileId, ByteOffset)> = Vec::new();
-        for event in &events {
-            match file_ends.iter_mut().find(|(id, _)| *id == event.file_id) {
-                Some((_, end)) => *end = (*end).max(event.end_offset),
-                None => file_ends.push((event.file_id.clone(), event.end_offset)),
+        let mut stream_ends: Vec<(FileId, Position)> = Vec::new();
+        for (event, cursor) in events.iter().zip(cursors) {
+            let end = match stream_ends.iter_mut().find(|(id, _)| *id == event.file_id) {
+                Some((_, end)) => end,
+                None => {
+                    stream_ends.push((event.file_id.clone(), Position::default()));
+                    &mut stream_ends.last_mut().expect("just pushed").1
+                }
+            };
+            end.offset = end.offset.max(event.end_offset);
+            if cursor.is_some() {
+                end.cursor = cursor;
             }
         }
         let body = encode_batch(&events, self.zstd_level)?;
@@ -114,7 +141,7 @@ impl Batcher {
             seq,
             body,
             num_events: events.len(),
-            file_ends,
+            stream_ends,
         })
     }
 }
@@ -123,7 +150,7 @@ impl Batcher {
 mod tests {
     use std::collections::BTreeMap;
 
-    use loghound_shared::{decode_batch, Limits};
+    use loghound_shared::{decode_batch, ByteOffset, Limits};
 
     use super::*;
 
@@ -150,7 +177,7 @@ mod tests {
         let mut flushed = None;
         for i in 0..100 {
             if let Some(batch) = batcher
-                .push(event("f", i * 101, &"x".repeat(100)), now)
+                .push(event("f", i * 101, &"x".repeat(100)), None, now)
                 .unwrap()
             {
                 flushed = Some(batch);
@@ -168,9 +195,18 @@ mod tests {
     fn flushes_by_age_and_records_file_ends() {
         let start = Instant::now();
         let mut batcher = Batcher::new(1 << 20, Duration::from_millis(200), 3);
-        assert!(batcher.push(event("a", 0, "one"), start).unwrap().is_none());
-        assert!(batcher.push(event("b", 0, "x"), start).unwrap().is_none());
-        assert!(batcher.push(event("a", 4, "two"), start).unwrap().is_none());
+        assert!(batcher
+            .push(event("a", 0, "one"), None, start)
+            .unwrap()
+            .is_none());
+        assert!(batcher
+            .push(event("b", 0, "x"), None, start)
+            .unwrap()
+            .is_none());
+        assert!(batcher
+            .push(event("a", 4, "two"), None, start)
+            .unwrap()
+            .is_none());
         assert_eq!(batcher.deadline(), Some(start + Duration::from_millis(200)));
         assert!(batcher
             .poll(start + Duration::from_millis(199))
@@ -180,18 +216,45 @@ mod tests {
             .poll(start + Duration::from_millis(200))
             .unwrap()
             .unwrap();
+        let at = |offset| Position {
+            offset: ByteOffset(offset),
+            cursor: None,
+        };
         assert_eq!(
-            batch.file_ends,
+            batch.stream_ends,
             vec![
-                (FileId::new("a").unwrap(), ByteOffset(8)),
-                (FileId::new("b").unwrap(), ByteOffset(2)),
+                (FileId::new("a").unwrap(), at(8)),
+                (FileId::new("b").unwrap(), at(2)),
             ]
         );
         assert_eq!(batcher.deadline(), None);
         let next = {
-            batcher.push(event("a", 8, "z"), start).unwrap();
+            batcher.push(event("a", 8, "z"), None, start).unwrap();
             batcher.flush().unwrap()
         };
         assert!(next.seq > batch.seq);
+    }
+
+    #[test]
+    fn a_stream_ends_at_the_cursor_of_its_last_event() {
+        let now = Instant::now();
+        let mut batcher = Batcher::new(1 << 20, Duration::from_secs(60), 3);
+        batcher
+            .push(event("j", 0, "one"), Some("i=1".into()), now)
+            .unwrap();
+        batcher
+            .push(event("j", 4, "two"), Some("i=2".into()), now)
+            .unwrap();
+        let batch = batcher.flush().unwrap();
+        assert_eq!(
+            batch.stream_ends,
+            vec![(
+                FileId::new("j").unwrap(),
+                Position {
+                    offset: ByteOffset(8),
+                    cursor: Some("i=2".into())
+                }
+            )]
+        );
     }
 }

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use crate::file_watcher::FileWatcher;
-use crate::fingerprint::DevInode;
+use super::fingerprint::DevInode;
+use super::watcher::FileWatcher;
 
 /// Descriptors kept free for the short-lived opens that identify a new file
 /// and check whether it copies a followed one.
@@ -41,9 +41,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::checkpointer::Checkpointer;
-    use crate::discovery::Tags;
-    use crate::file_watcher::ReadStatus;
+    use crate::pipeline::checkpoints::Checkpoints;
+    use crate::sources::file::discovery::Tags;
+    use crate::sources::file::watcher::ReadStatus;
 
     fn append(path: &Path, bytes: &[u8]) {
         std::fs::OpenOptions::new()
@@ -55,7 +55,7 @@ mod tests {
             .unwrap();
     }
 
-    fn drained(path: &Path, checkpoints: &Checkpointer) -> FileWatcher {
+    fn drained(path: &Path, checkpoints: &Checkpoints) -> FileWatcher {
         let mut watcher = FileWatcher::open(path, Tags::default(), 100, checkpoints)
             .unwrap()
             .unwrap();
@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn only_drained_named_idle_files_are_closed_longest_idle_first() {
         let dir = tempfile::tempdir().unwrap();
-        let checkpoints = Checkpointer::load(dir.path()).unwrap();
+        let checkpoints = Checkpoints::load(dir.path()).unwrap();
         let mut watchers = HashMap::new();
         let mut order = Vec::new();
         for name in ["old", "unread", "deleted", "recent"] {

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::batcher::Batch;
-use crate::checkpointer::BatchSeq;
-use crate::shipper::{Client, Outcome, Patience};
-use crate::spool::Spool;
+use super::Spool;
+use crate::pipeline::batcher::Batch;
+use crate::pipeline::checkpoints::{BatchSeq, Position};
+use crate::pipeline::shipper::{Client, Outcome, Patience};
 
 /// The longest pause between two tries of a spooled batch.
 pub(crate) const REPLAY_BACKOFF_CAP: Duration = Duration::from_secs(5);
@@ -47,11 +47,23 @@ fn replay_loop(spool: &Spool, client: &Client) {
             Ok((header, body)) => {
                 let batch = Batch {
                     // Only for log messages: spooled batches have no place
-                    // in the checkpointer's queues any more.
+                    // in the checkpoints' queues any more.
                     seq: BatchSeq(0),
                     body,
                     num_events: header.num_events,
-                    file_ends: header.file_ends,
+                    stream_ends: header
+                        .streams
+                        .into_iter()
+                        .map(|(id, offset)| {
+                            (
+                                id,
+                                Position {
+                                    offset,
+                                    cursor: None,
+                                },
+                            )
+                        })
+                        .collect(),
                 };
                 match client.deliver(&batch, patience) {
                     Outcome::Acked(answer) => tracing::debug!(

@@ -2,15 +2,20 @@
 //! one record per batch.
 //!
 //! A segment (`<spool dir>/<first record number, 20 digits>.seg`) starts
-//! with the 8 bytes `LHSPOOL1` and holds records back to back:
+//! with the 8 bytes `LHSPOOL2` (format 2) and holds records back to back:
 //!
 //! ```text
 //! magic u32 LE ("LHSR") | payload length u32 LE | CRC-32 of payload u32 LE
 //! payload: header length u32 LE | header JSON | batch body (zstd NDJSON)
 //! ```
 //!
-//! The header says which files the batch holds lines of and how many
-//! events. Records are only ever appended, so a crash can leave at most
+//! The header says how many events the batch holds and, for each stream
+//! in it, the position of its last event: `{"num_events": n, "streams":
+//! [[stream id, end offset], …]}`. Format 1 (`LHSPOOL1`, written by agents
+//! before sources had a seam) is the same but for the header's key,
+//! `file_ends`; its segments are still read and replayed, never appended
+//! to (segments found at start are sealed).
+//! Records are only ever appended, so a crash can leave at most
 //! one torn record, at the end of the last segment: [`scan`] finds it and
 //! reports it (its batch was never counted as spooled, so its lines are
 //! still in the log file). A record whose checksum does not match is
@@ -22,8 +27,30 @@ use std::io;
 use loghound_shared::{ByteOffset, FileId};
 use serde::{Deserialize, Serialize};
 
-/// First bytes of every segment file.
-pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"LHSPOOL1";
+/// First bytes of every segment file this agent writes.
+pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"LHSPOOL2";
+/// First bytes of a segment of format 1.
+const SEGMENT_MAGIC_V1: &[u8; 8] = b"LHSPOOL1";
+
+/// The format of a segment, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SegmentFormat {
+    /// `LHSPOOL1`: headers name `file_ends`.
+    V1,
+    /// `LHSPOOL2`: headers name `streams`.
+    V2,
+}
+
+impl SegmentFormat {
+    /// The format of a segment starting with `bytes`, if it is one.
+    pub(crate) fn of(bytes: &[u8]) -> Option<Self> {
+        match bytes.get(..SEGMENT_MAGIC.len())? {
+            magic if magic == SEGMENT_MAGIC => Some(Self::V2),
+            magic if magic == SEGMENT_MAGIC_V1 => Some(Self::V1),
+            _ => None,
+        }
+    }
+}
 /// First bytes of every record.
 const RECORD_MAGIC: [u8; 4] = *b"LHSR";
 /// Bytes before a record's payload.
@@ -39,8 +66,32 @@ pub(crate) const SEGMENT_EXTENSION: &str = "seg";
 #[serde(deny_unknown_fields)]
 pub(crate) struct RecordHeader {
     pub(crate) num_events: usize,
-    /// For each file in the batch, the end offset of its last line.
-    pub(crate) file_ends: Vec<(FileId, ByteOffset)>,
+    /// For each stream in the batch, the end offset of its last event.
+    pub(crate) streams: Vec<(FileId, ByteOffset)>,
+}
+
+/// A record header of format 1.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordHeaderV1 {
+    num_events: usize,
+    file_ends: Vec<(FileId, ByteOffset)>,
+}
+
+fn parse_header(format: SegmentFormat, json: &[u8]) -> Result<RecordHeader, serde_json::Error> {
+    match format {
+        SegmentFormat::V2 => serde_json::from_slice(json),
+        SegmentFormat::V1 => {
+            let RecordHeaderV1 {
+                num_events,
+                file_ends,
+            } = serde_json::from_slice(json)?;
+            Ok(RecordHeader {
+                num_events,
+                streams: file_ends,
+            })
+        }
+    }
 }
 
 /// Encodes one record.
@@ -80,9 +131,10 @@ pub(crate) enum RecordError {
     Header(String),
 }
 
-/// Decodes the record at the start of `bytes`: its header, the range of
-/// its body within `bytes`, and its total length.
+/// Decodes the record at the start of `bytes`, in a segment of `format`:
+/// its header, the range of its body within `bytes`, and its total length.
 pub(crate) fn decode_record(
+    format: SegmentFormat,
     bytes: &[u8],
 ) -> Result<(RecordHeader, std::ops::Range<usize>, usize), RecordError> {
     if bytes.len() < RECORD_HEADER_BYTES {
@@ -115,7 +167,7 @@ pub(crate) fn decode_record(
         .checked_add(header_len)
         .filter(|end| *end <= payload.len())
         .ok_or_else(|| RecordError::Header(format!("header length {header_len}")))?;
-    let header: RecordHeader = serde_json::from_slice(&payload[4..header_end])
+    let header = parse_header(format, &payload[4..header_end])
         .map_err(|error| RecordError::Header(error.to_string()))?;
     let body = RECORD_HEADER_BYTES + header_end..total;
     Ok((header, body, total))
@@ -154,19 +206,22 @@ pub(crate) struct Scan {
     pub(crate) damage: Vec<Damage>,
     /// Where the last intact record ends.
     pub(crate) intact_end: u64,
+    /// The segment's format; `None` when it is not a segment.
+    pub(crate) format: Option<SegmentFormat>,
 }
 
 /// Reads every intact record of a segment's bytes; see the module docs.
 pub(crate) fn scan(bytes: &[u8]) -> Scan {
     let mut scan = Scan::default();
-    if bytes.len() < SEGMENT_MAGIC.len() || &bytes[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
+    let Some(format) = SegmentFormat::of(bytes) else {
         scan.damage.push(Damage::NotASegment);
         return scan;
-    }
+    };
+    scan.format = Some(format);
     let mut position = SEGMENT_MAGIC.len();
     scan.intact_end = position as u64;
     while position < bytes.len() {
-        match decode_record(&bytes[position..]) {
+        match decode_record(format, &bytes[position..]) {
             Ok((header, _, len)) => {
                 scan.records.push(ScannedRecord {
                     position: position as u64,
@@ -176,7 +231,7 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
                 position += len;
                 scan.intact_end = position as u64;
             }
-            Err(RecordError::Torn) if next_intact(bytes, position + 1).is_none() => {
+            Err(RecordError::Torn) if next_intact(format, bytes, position + 1).is_none() => {
                 scan.damage.push(Damage::TornTail {
                     position: position as u64,
                     len: (bytes.len() - position) as u64,
@@ -184,7 +239,7 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
                 return scan;
             }
             Err(error) => {
-                let next = next_intact(bytes, position + 1).unwrap_or(bytes.len());
+                let next = next_intact(format, bytes, position + 1).unwrap_or(bytes.len());
                 scan.damage.push(Damage::Corrupt {
                     position: position as u64,
                     len: (next - position) as u64,
@@ -198,14 +253,14 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
 }
 
 /// The position of the next intact record at or after `from`.
-fn next_intact(bytes: &[u8], from: usize) -> Option<usize> {
+fn next_intact(format: SegmentFormat, bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     while at + RECORD_MAGIC.len() <= bytes.len() {
         let found = bytes[at..]
             .windows(RECORD_MAGIC.len())
             .position(|window| window == RECORD_MAGIC)?;
         at += found;
-        if decode_record(&bytes[at..]).is_ok() {
+        if decode_record(format, &bytes[at..]).is_ok() {
             return Some(at);
         }
         at += 1;
@@ -220,7 +275,7 @@ mod tests {
     fn header(n: usize) -> RecordHeader {
         RecordHeader {
             num_events: n,
-            file_ends: vec![(FileId::new("f1").unwrap(), ByteOffset(n as u64 * 100))],
+            streams: vec![(FileId::new("f1").unwrap(), ByteOffset(n as u64 * 100))],
         }
     }
 
@@ -237,7 +292,7 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let record = encode_record(&header(3), b"zstd body").unwrap();
-        let (decoded, body, len) = decode_record(&record).unwrap();
+        let (decoded, body, len) = decode_record(SegmentFormat::V2, &record).unwrap();
         assert_eq!(decoded, header(3));
         assert_eq!(&record[body], b"zstd body");
         assert_eq!(len, record.len());
@@ -335,5 +390,47 @@ mod tests {
             }]
         );
         assert_eq!(scan.intact_end, end as u64);
+    }
+
+    /// A segment as agents before format 2 wrote it (`LHSPOOL1`, headers
+    /// with `file_ends`), built byte by byte.
+    fn format_1_segment(bodies: &[&[u8]]) -> Vec<u8> {
+        let mut bytes = b"LHSPOOL1".to_vec();
+        for (index, body) in bodies.iter().enumerate() {
+            let header = format!(
+                r#"{{"num_events":{},"file_ends":[["f1",{}]]}}"#,
+                index + 1,
+                100 * (index + 1)
+            );
+            let mut payload = (header.len() as u32).to_le_bytes().to_vec();
+            payload.extend_from_slice(header.as_bytes());
+            payload.extend_from_slice(body);
+            bytes.extend_from_slice(b"LHSR");
+            bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            bytes.extend_from_slice(&payload);
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_format_1_segment_is_read() {
+        let bytes = format_1_segment(&[b"one", b"two"]);
+        let scan = scan(&bytes);
+        assert!(scan.damage.is_empty(), "{:?}", scan.damage);
+        assert_eq!(scan.format, Some(SegmentFormat::V1));
+        assert_eq!(
+            scan.records
+                .iter()
+                .map(|r| r.header.clone())
+                .collect::<Vec<_>>(),
+            [header(1), header(2)]
+        );
+        let second = &scan.records[1];
+        let (_, body, _) =
+            decode_record(SegmentFormat::V1, &bytes[second.position as usize..]).unwrap();
+        assert_eq!(&bytes[second.position as usize..][body], b"two");
+        // A format-1 header is not a format-2 one, and the other way round.
+        assert!(decode_record(SegmentFormat::V2, &bytes[second.position as usize..]).is_err());
     }
 }

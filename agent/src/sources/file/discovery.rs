@@ -12,8 +12,8 @@ use std::sync::Arc;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
+use super::multiline::MultilineSettings;
 use crate::config::Input;
-use crate::multiline::MultilineSettings;
 
 /// What the configuration attaches to every line of one input's files.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -223,6 +223,7 @@ mod tests {
 
     fn input(globs: &[String]) -> Input {
         Input {
+            kind: crate::config::InputKind::File,
             globs: globs.to_vec(),
             tags: BTreeMap::from([("app".into(), "x".into())]),
             format: Some("json".into()),
