@@ -30,9 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Prints every checkpointed file (path, file id, acked offset, size, lag) and the spool's size.
     /// Prints every checkpointed file: path, file id, acked offset, size,
-    /// lag and last error; then the agent's last error.
+    /// lag and last error; then the agent's last error and the spool's size.
     Status {
         /// State directory of the agent.
         #[arg(long, default_value = config::DEFAULT_STATE_DIR)]
