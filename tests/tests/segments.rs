@@ -1,5 +1,5 @@
 //! Many small commits into one day leave a bounded number of segments:
-//! the merge policy (`server/src/index/indexer.rs`, `merge_policy`) keeps
+//! the merge policy (`server/src/index/indexer/merge.rs`, `merge_policy`) keeps
 //! at most `MERGE_MIN_SEGMENTS - 1` = 11 segments per size level once its
 //! merges are done, and a small day has one level.
 

@@ -294,7 +294,13 @@ impl Ingest {
         if !self.queue.try_reserve(cost_bytes) {
             return Err(self.overloaded());
         }
-        let body = record::encode(&events, &fresh, agent_body);
+        let body = match record::encode(&events, &fresh, agent_body) {
+            Ok(body) => body,
+            Err(error) => {
+                self.queue.release(cost_bytes);
+                return Err(IngestError::Unavailable(LogError::Io(error)));
+            }
+        };
         let position = match self.log.append(received_at_ms, &key, &body) {
             Ok(position) => position,
             Err(error) => {

@@ -47,8 +47,13 @@ pub enum BodyError {
 }
 
 /// The body of a record holding `events`, of which those at `fresh`
-/// (ascending) are new. An agent's batch is kept as it was received.
-pub fn encode(events: &[InEvent], fresh: &[usize], agent_body: Option<Vec<u8>>) -> Vec<u8> {
+/// (ascending) are new. An agent's batch is kept as it was received;
+/// other events are encoded, which fails only if compression does.
+pub fn encode(
+    events: &[InEvent],
+    fresh: &[usize],
+    agent_body: Option<Vec<u8>>,
+) -> std::io::Result<Vec<u8>> {
     let mut duplicates = Vec::with_capacity(events.len() - fresh.len());
     let mut fresh_iter = fresh.iter().peekable();
     for index in 0..events.len() {
@@ -60,7 +65,7 @@ pub fn encode(events: &[InEvent], fresh: &[usize], agent_body: Option<Vec<u8>>) 
     }
     let (kind, batch) = match agent_body {
         Some(body) => (KIND_AGENT_BATCH, body),
-        None => (KIND_EVENTS, encode_events(events)),
+        None => (KIND_EVENTS, encode_events(events)?),
     };
     let mut out = Vec::with_capacity(5 + 4 * duplicates.len() + batch.len());
     out.push(kind);
@@ -69,18 +74,16 @@ pub fn encode(events: &[InEvent], fresh: &[usize], agent_body: Option<Vec<u8>>) 
         out.extend_from_slice(&index.to_le_bytes());
     }
     out.extend_from_slice(&batch);
-    out
+    Ok(out)
 }
 
-fn encode_events(events: &[InEvent]) -> Vec<u8> {
+fn encode_events(events: &[InEvent]) -> std::io::Result<Vec<u8>> {
     let mut ndjson = Vec::new();
     for event in events {
-        // Serialising plain strings, numbers and maps cannot fail.
-        if serde_json::to_writer(&mut ndjson, event).is_ok() {
-            ndjson.push(b'\n');
-        }
+        serde_json::to_writer(&mut ndjson, event)?;
+        ndjson.push(b'\n');
     }
-    zstd::bulk::compress(&ndjson, EVENTS_ZSTD_LEVEL).unwrap_or_default()
+    zstd::bulk::compress(&ndjson, EVENTS_ZSTD_LEVEL)
 }
 
 /// The new events of a record body, with their index in the batch as
@@ -165,7 +168,7 @@ mod tests {
     #[test]
     fn events_of_an_input_round_trip_without_their_duplicates() {
         let events: Vec<_> = (0..5).map(|n| event(n, n % 2 == 0)).collect();
-        let body = encode(&events, &[0, 2, 3], None);
+        let body = encode(&events, &[0, 2, 3], None).unwrap();
         let back = decode(&body, &Limits::default()).unwrap();
         let expected: Vec<_> = [0usize, 2, 3]
             .iter()
@@ -193,7 +196,7 @@ mod tests {
             .collect();
         let sent = loghound_shared::encode_batch(&wire, 3).unwrap();
         let events: Vec<InEvent> = wire.iter().cloned().map(InEvent::from).collect();
-        let body = encode(&events, &[1, 2], Some(sent.clone()));
+        let body = encode(&events, &[1, 2], Some(sent.clone())).unwrap();
         assert!(body.ends_with(&sent), "the batch is logged as received");
         let back = decode(&body, &Limits::default()).unwrap();
         assert_eq!(back, vec![(1, events[1].clone()), (2, events[2].clone())]);
@@ -202,7 +205,7 @@ mod tests {
     #[test]
     fn damaged_bodies_are_errors() {
         let events: Vec<_> = (0..2).map(|n| event(n, true)).collect();
-        let body = encode(&events, &[0], None);
+        let body = encode(&events, &[0], None).unwrap();
         for cut in 0..5 {
             assert!(
                 decode(&body[..cut], &Limits::default()).is_err(),
