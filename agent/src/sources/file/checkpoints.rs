@@ -5,20 +5,31 @@
 //!
 //! The pipeline keeps the settled offset and the settle order; this module
 //! only knows how a file is recognised again: device, inode, birth time,
-//! first line and truncation generation.
+//! first line and truncation generation, and the checksums at read
+//! positions by which a copy of it is recognised (`copies.rs`).
+//!
+//! A stream whose file was truncated is not forgotten at once: its record
+//! stays, marked *ended*, so that a copy of it found later (after a
+//! restart too) carries it on from its settled offset. Ended records never
+//! resume a file at their old location, are not shown by `status`, and at
+//! most [`MAX_ENDED_STREAMS`] are kept.
 
 use std::path::{Path, PathBuf};
 
 use loghound_shared::{ByteOffset, FileId};
 use serde::{Deserialize, Serialize};
 
+use super::copies::{Mark, Marks, MAX_ENDED_STREAMS};
 use super::fingerprint::{DevInode, Identity};
 use crate::pipeline::checkpoints::{Checkpoints, StreamCheckpoint};
 
 /// The name file streams are checkpointed under.
 pub(crate) const SOURCE_NAME: &str = "file";
-/// The version of [`FileState`] this agent writes and reads.
-const STATE_VERSION: u32 = 1;
+/// The version of [`FileState`] this agent writes.
+const STATE_VERSION: u32 = 2;
+/// The oldest version of [`FileState`] this agent reads (version 1 had no
+/// marks and no ended streams).
+const OLDEST_STATE_VERSION: u32 = 1;
 
 /// What the file source records about one stream, besides its offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,10 +48,23 @@ pub(crate) struct FileState {
     pub(crate) fingerprint: String,
     /// How many times the file was truncated while followed.
     pub(crate) generation: u32,
+    /// Checksums at read positions, to recognise a copy (`copies.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) marks: Vec<Mark>,
+    /// When the stream ended (its file was truncated), in ms since the
+    /// epoch; kept only so that a copy may carry it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ended_ms: Option<i64>,
 }
 
 fn is_zero(value: &u64) -> bool {
     *value == 0
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
 }
 
 /// One file stream's checkpoint, decoded.
@@ -60,7 +84,7 @@ impl FileRecord {
             return None;
         }
         let state = match FileState::deserialize(&checkpoint.state) {
-            Ok(state) if state.version == STATE_VERSION => state,
+            Ok(state) if (OLDEST_STATE_VERSION..=STATE_VERSION).contains(&state.version) => state,
             Ok(state) => {
                 tracing::warn!(file_id = %checkpoint.stream_id, version = state.version, "file checkpoint of an unknown state version; ignored");
                 return None;
@@ -79,6 +103,19 @@ impl FileRecord {
 
     fn at(&self, location: DevInode) -> bool {
         location.same_file(self.state.dev, self.state.inode, self.state.birth_ns)
+    }
+
+    /// The file stream ended; the record is kept for its copies only.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.state.ended_ms.is_some()
+    }
+
+    pub(crate) fn location(&self) -> DevInode {
+        DevInode {
+            dev: self.state.dev,
+            inode: self.state.inode,
+            birth_ns: self.state.birth_ns,
+        }
     }
 }
 
@@ -100,6 +137,8 @@ fn state_of(identity: &Identity, path: &Path) -> FileState {
         birth_ns: identity.location.birth_ns,
         fingerprint: identity.fingerprint.0.clone(),
         generation: identity.generation,
+        marks: Vec::new(),
+        ended_ms: None,
     }
 }
 
@@ -121,12 +160,24 @@ pub(crate) struct Resume {
     /// A generation no checkpoint at this location has used yet: the one to
     /// take after a truncation, so the new id never repeats an old one.
     pub(crate) next_generation: u32,
+    /// The marks recorded for that checkpoint.
+    pub(crate) marks: Marks,
 }
 
 /// The file source's questions and updates, on the pipeline's checkpoints.
 pub(crate) trait FileCheckpoints {
-    /// The checkpoints of files still tracked (not retired).
+    /// The checkpoints of files still followed or to be resumed (neither
+    /// retired nor ended).
     fn file_records(&self) -> Vec<FileRecord>;
+    /// The checkpoints of streams that ended and may be carried on by a
+    /// copy, newest first.
+    fn ended_records(&self) -> Vec<FileRecord>;
+    /// The stream `file_id` ended (its file was truncated): its record is
+    /// kept, with `marks`, for a copy to carry it on; the oldest ended
+    /// records beyond [`MAX_ENDED_STREAMS`] are retired.
+    fn end_stream(&mut self, file_id: &FileId, marks: &Marks);
+    /// Records a stream's current marks.
+    fn set_marks(&mut self, file_id: &FileId, marks: &Marks);
     /// A generation no checkpoint at `location` has used yet.
     fn next_generation(&self, location: DevInode) -> u32;
     /// Where to resume a file at `location` whose first line has
@@ -148,7 +199,59 @@ impl FileCheckpoints for Checkpoints {
     fn file_records(&self) -> Vec<FileRecord> {
         self.of_source(SOURCE_NAME, false)
             .filter_map(FileRecord::of)
+            .filter(|record| !record.is_ended())
             .collect()
+    }
+
+    fn ended_records(&self) -> Vec<FileRecord> {
+        let mut ended: Vec<FileRecord> = self
+            .of_source(SOURCE_NAME, false)
+            .filter_map(FileRecord::of)
+            .filter(FileRecord::is_ended)
+            .collect();
+        ended.sort_by_key(|record| std::cmp::Reverse(record.state.ended_ms));
+        ended
+    }
+
+    fn end_stream(&mut self, file_id: &FileId, marks: &Marks) {
+        let Some(mut record) = self.get(file_id).and_then(FileRecord::of) else {
+            return;
+        };
+        if record.is_ended() {
+            return;
+        }
+        // Strictly after every other ended stream: the order is the one
+        // they are retired in.
+        let newest = self
+            .ended_records()
+            .first()
+            .and_then(|newest| newest.state.ended_ms);
+        record.state.ended_ms = Some(newest.map_or(now_ms(), |newest| now_ms().max(newest + 1)));
+        record.state.marks = marks.to_vec();
+        let label = self
+            .get(file_id)
+            .map(|checkpoint| checkpoint.label.clone())
+            .unwrap_or_default();
+        self.update(file_id, label, to_value(&record.state));
+        let ended = self.ended_records();
+        for old in ended.iter().skip(MAX_ENDED_STREAMS) {
+            self.retire(&old.file_id);
+        }
+    }
+
+    fn set_marks(&mut self, file_id: &FileId, marks: &Marks) {
+        let Some(mut record) = self.get(file_id).and_then(FileRecord::of) else {
+            return;
+        };
+        let marks = marks.to_vec();
+        if record.state.marks != marks && !record.is_ended() {
+            record.state.marks = marks;
+            let label = self
+                .get(file_id)
+                .map(|checkpoint| checkpoint.label.clone())
+                .unwrap_or_default();
+            self.update(file_id, label, to_value(&record.state));
+        }
     }
 
     fn next_generation(&self, location: DevInode) -> u32 {
@@ -165,7 +268,7 @@ impl FileCheckpoints for Checkpoints {
             .collect();
         let matching = at_location
             .iter()
-            .filter(|r| r.state.fingerprint == fingerprint)
+            .filter(|r| r.state.fingerprint == fingerprint && !r.is_ended())
             .max_by_key(|r| r.state.generation);
         let next_generation = at_location
             .iter()
@@ -178,12 +281,14 @@ impl FileCheckpoints for Checkpoints {
                 acked: Some(record.offset),
                 file_id: Some(record.file_id.clone()),
                 next_generation,
+                marks: Marks::from_vec(record.state.marks.clone()),
             },
             None => Resume {
                 generation: next_generation,
                 acked: None,
                 file_id: None,
                 next_generation,
+                marks: Marks::default(),
             },
         }
     }
@@ -199,16 +304,16 @@ impl FileCheckpoints for Checkpoints {
             state: to_value(&state),
         });
         self.set_path(&identity.file_id, path);
-        // Older generations of this file are superseded: drop them once
-        // settled.
-        let superseded: Vec<FileId> = self
-            .of_source(SOURCE_NAME, true)
+        // Older generations of this file are superseded: they ended (a
+        // copy may still carry them on).
+        let superseded: Vec<(FileId, Marks)> = self
+            .of_source(SOURCE_NAME, false)
             .filter_map(FileRecord::of)
             .filter(|r| r.at(identity.location) && r.state.generation < identity.generation)
-            .map(|r| r.file_id)
+            .map(|r| (r.file_id, Marks::from_vec(r.state.marks)))
             .collect();
-        for file_id in superseded {
-            self.retire(&file_id);
+        for (file_id, marks) in superseded {
+            self.end_stream(&file_id, &marks);
         }
     }
 
@@ -221,6 +326,7 @@ impl FileCheckpoints for Checkpoints {
         record.state.dev = identity.location.dev;
         record.state.inode = identity.location.inode;
         record.state.birth_ns = identity.location.birth_ns;
+        record.state.ended_ms = None;
         self.update(
             &identity.file_id,
             path.display().to_string(),
@@ -321,7 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn new_generation_supersedes_the_old_one_after_its_acks() {
+    fn new_generation_ends_the_old_one_and_keeps_it_for_copies() {
         let dir = tempfile::tempdir().unwrap();
         let mut checkpoints = Checkpoints::load(dir.path()).unwrap();
         let old = identity(b"x\n");
@@ -329,17 +435,49 @@ mod tests {
         checkpoints.on_batch_built(BatchSeq(1), &old.file_id, at(2));
         let new = Identity::new(old.location, old.fingerprint.clone(), 1);
         checkpoints.track(&new, Path::new("/l/x"), ByteOffset(0));
-        assert!(
-            checkpoints.settled_offset(&old.file_id).is_some(),
-            "kept while unacked"
-        );
         checkpoints.on_batch_settled(BatchSeq(1), std::slice::from_ref(&old.file_id));
-        assert_eq!(checkpoints.settled_offset(&old.file_id), None);
-        assert_eq!(
-            checkpoints
-                .lookup(old.location, &old.fingerprint.0)
-                .generation,
-            1
+        assert_eq!(checkpoints.settled_offset(&old.file_id), Some(ByteOffset(2)));
+        let ended: Vec<FileId> = checkpoints
+            .ended_records()
+            .into_iter()
+            .map(|record| record.file_id)
+            .collect();
+        assert_eq!(ended, vec![old.file_id.clone()]);
+        let live: Vec<FileId> = checkpoints
+            .file_records()
+            .into_iter()
+            .map(|record| record.file_id)
+            .collect();
+        assert_eq!(live, vec![new.file_id.clone()]);
+        let resume = checkpoints.lookup(old.location, &old.fingerprint.0);
+        assert_eq!(resume.generation, 1, "an ended record never resumes a file");
+        assert_eq!(resume.file_id, Some(new.file_id.clone()));
+        assert_eq!(resume.next_generation, 2);
+    }
+
+    #[test]
+    fn ended_records_are_bounded_and_keep_their_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut checkpoints = Checkpoints::load(dir.path()).unwrap();
+        let mut marks = Marks::default();
+        marks.note(10, b"0123456789");
+        let mut first = None;
+        for n in 0..MAX_ENDED_STREAMS + 3 {
+            let file = identity(format!("file {n}\n").as_bytes());
+            checkpoints.track(&file, Path::new("/l/x"), ByteOffset(0));
+            checkpoints.end_stream(&file.file_id, &marks);
+            first.get_or_insert(file.file_id);
+        }
+        let ended = checkpoints.ended_records();
+        assert_eq!(ended.len(), MAX_ENDED_STREAMS);
+        assert!(ended.iter().all(|record| record.state.marks == marks.to_vec()));
+        assert!(checkpoints.file_records().is_empty());
+        checkpoints.persist().unwrap();
+        let reloaded = Checkpoints::load(dir.path()).unwrap();
+        assert_eq!(reloaded.ended_records().len(), MAX_ENDED_STREAMS);
+        assert!(
+            reloaded.get(&first.unwrap()).is_none(),
+            "the oldest ended record was retired"
         );
     }
 

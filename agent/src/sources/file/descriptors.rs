@@ -7,7 +7,7 @@ use std::path::Path;
 use super::checkpoints::FileCheckpoints;
 use super::fingerprint::DevInode;
 use super::watcher::FileWatcher;
-use super::{open_files, remember_ended, FileSource};
+use super::{open_files, stream_truncated, FileSource};
 use crate::pipeline::Pipeline;
 
 impl FileSource {
@@ -61,10 +61,7 @@ impl FileSource {
             Ok(true) => {
                 self.num_open += 1;
                 match watcher.check_truncated() {
-                    Ok(Some(old)) => {
-                        pipeline.checkpoints_mut().retire(&old.identity.file_id);
-                        remember_ended(&mut self.ended, old);
-                    }
+                    Ok(Some(old)) => stream_truncated(&mut self.ended, pipeline, old),
                     Ok(None) => {}
                     Err(error) => {
                         tracing::warn!(%error, path = %watcher.path().display(), "cannot check file")

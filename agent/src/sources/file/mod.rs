@@ -42,11 +42,12 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use loghound_shared::FileId;
 
-use self::copies::{EndedStream, MAX_ENDED_STREAMS};
+use self::checkpoints::FileCheckpoints;
+use self::copies::{Continuation, EndedStream, MAX_ENDED_STREAMS};
 use self::discovery::{PathsProvider, Tags};
 use self::fingerprint::DevInode;
 use self::lines::RawLine;
@@ -64,9 +65,6 @@ const READ_BUDGET_BYTES: usize = 256 << 10;
 /// File-system events handled per turn of the loop before reading again,
 /// so a burst of events cannot keep the files from being read.
 const MAX_FS_EVENTS_PER_TURN: usize = 1024;
-/// How long an apparent copy of a live file waits for that file's
-/// truncation (copytruncate) before it is read as a file of its own.
-const COPY_GRACE: Duration = Duration::from_secs(5);
 /// Rescans a file must be missing from the globs before it is released.
 const RELEASE_AFTER_MISSING_RESCANS: u32 = 2;
 
@@ -107,9 +105,9 @@ pub(crate) struct FileSource {
     lines: Vec<RawLine>,
     /// Streams that ended recently, newest last: a copy may continue one.
     ended: VecDeque<EndedStream>,
-    /// Apparent copies of live files and when each was first seen: not read
-    /// for [`COPY_GRACE`], waiting for the original's truncation.
-    shadowed: HashMap<PathBuf, Instant>,
+    /// Apparent copies of live files: not read while they agree with the
+    /// live file, waiting for its truncation (`copies.rs`).
+    shadowed: HashSet<PathBuf>,
     /// Streams with an open multi-line group, by stream: a group outlives
     /// its watcher's identity (truncation) and is flushed by its timeout.
     joiners: HashMap<FileId, OpenGroup>,
@@ -141,7 +139,7 @@ struct OpenGroup {
 enum Origin {
     New,
     CopyOfLive,
-    Continues(EndedStream),
+    Continues(EndedStream, Continuation),
 }
 
 impl FileSource {
@@ -172,7 +170,7 @@ impl FileSource {
             open_failures: HashSet::new(),
             lines: Vec::new(),
             ended: VecDeque::new(),
-            shadowed: HashMap::new(),
+            shadowed: HashSet::new(),
             joiners: HashMap::new(),
             metrics: context.metrics.clone(),
             max_watchers_open,
@@ -307,12 +305,28 @@ fn watcher_identity(
         .map(|identity| identity.file_id.clone())
 }
 
-/// Remembers a stream that ended, forgetting the oldest beyond the bound.
+/// Remembers a stream that was released, forgetting the oldest beyond the
+/// bound: a copy of it found later continues it.
 fn remember_ended(ended: &mut VecDeque<EndedStream>, stream: EndedStream) {
+    ended.retain(|known| known.identity.file_id != stream.identity.file_id);
     if ended.len() >= MAX_ENDED_STREAMS {
         ended.pop_front();
     }
     ended.push_back(stream);
+}
+
+/// A stream whose file was truncated: remembered in memory and ended in the
+/// checkpoints (kept, with its marks, for a copy found later, after a
+/// restart too).
+fn stream_truncated(
+    ended: &mut VecDeque<EndedStream>,
+    pipeline: &mut Pipeline,
+    stream: EndedStream,
+) {
+    pipeline
+        .checkpoints_mut()
+        .end_stream(&stream.identity.file_id, &stream.marks);
+    remember_ended(ended, stream);
 }
 
 /// The seam for the model test of the file state machine

@@ -8,7 +8,7 @@ use notify::event::{AccessKind, AccessMode, EventKind};
 use super::checkpoints::FileCheckpoints;
 use super::fingerprint::DevInode;
 use super::watcher::{FileWatcher, ReadStatus};
-use super::{remember_ended, FileSource, READ_BUDGET_BYTES};
+use super::{stream_truncated, FileSource, READ_BUDGET_BYTES};
 use crate::pipeline::{Pipeline, PipelineError};
 
 impl FileSource {
@@ -103,6 +103,11 @@ impl FileSource {
             self.lines.clear();
             match watcher.read(READ_BUDGET_BYTES, &mut self.lines) {
                 Ok(ReadStatus::Lines { more }) => {
+                    if let Some((identity, marks)) = watcher.take_changed_marks() {
+                        pipeline
+                            .checkpoints_mut()
+                            .set_marks(&identity.file_id, marks);
+                    }
                     if !more {
                         self.ready.remove(&location);
                         self.room_exhausted = false;
@@ -114,7 +119,7 @@ impl FileSource {
                     // is tracked: it keeps the generation from being reused.
                     watcher.raise_generation(pipeline.checkpoints().next_generation(location));
                     if let Some(old) = old {
-                        remember_ended(&mut self.ended, old);
+                        stream_truncated(&mut self.ended, pipeline, old);
                         if !self.shadowed.is_empty() {
                             self.next_rescan = Instant::now();
                         }

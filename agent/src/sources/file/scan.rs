@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::checkpoints::{FileCheckpoints, FileRecord};
 use super::fingerprint::{self, DevInode};
-use super::{remember_ended, watcher_identity, FileSource, RELEASE_AFTER_MISSING_RESCANS};
+use super::{
+    remember_ended, stream_truncated, watcher_identity, FileSource, RELEASE_AFTER_MISSING_RESCANS,
+};
 use crate::pipeline::{Pipeline, PipelineError};
 
 impl FileSource {
@@ -34,10 +36,7 @@ impl FileSource {
                 watcher.missing_rescans += 1;
             }
             match watcher.check_truncated() {
-                Ok(Some(old)) => {
-                    pipeline.checkpoints_mut().retire(&old.identity.file_id);
-                    remember_ended(&mut self.ended, old);
-                }
+                Ok(Some(old)) => stream_truncated(&mut self.ended, pipeline, old),
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, path = %watcher.path().display(), "cannot check file");

@@ -29,7 +29,7 @@ use std::time::Instant;
 use loghound_shared::ByteOffset;
 
 use super::checkpoints::FileCheckpoints;
-use super::copies::{EndedStream, TAIL_BYTES};
+use super::copies::{self, EndedStream, Marks, TAIL_BYTES};
 use super::discovery::Tags;
 use super::fingerprint::{self, DevInode, Identity};
 use super::lines::{LineSplitter, RawLine};
@@ -72,6 +72,14 @@ pub(crate) struct FileWatcher {
     /// The last bytes read (up to [`TAIL_BYTES`]), ending at the consumed
     /// position: what a copy of this stream must hold at the same place.
     tail: Vec<u8>,
+    /// Checksums at read positions, for copies found after this stream
+    /// ends (`copies.rs`).
+    marks: Marks,
+    /// Whether the marks changed since the caller last took them.
+    marks_changed: bool,
+    /// A copy shorter than where its stream resumes (`copies.rs`): there is
+    /// nothing in it to read, and being shorter is no truncation.
+    held: bool,
     /// Consecutive rescans that did not find the file at any matching path.
     pub(crate) missing_rescans: u32,
 }
@@ -103,9 +111,22 @@ impl FileWatcher {
             return Ok(None);
         };
         let resume = checkpoints.lookup(location, &print.0);
+        let size = metadata.len();
+        let mut held = false;
         let identity = match (resume.acked, resume.file_id) {
-            (Some(offset), _) if metadata.len() < offset.0 => {
-                tracing::info!(path = %path.display(), acked = %offset, size = metadata.len(), "file was truncated while the agent was stopped; reading from the start");
+            (Some(offset), Some(file_id))
+                if size < offset.0 && copies::holds_marked_bytes(&file, size, &resume.marks)? =>
+            {
+                // A copy that carries a stream on but ends before where that
+                // stream was read to: nothing to read, no truncation.
+                held = true;
+                (
+                    Identity::with_file_id(location, print, resume.generation, file_id),
+                    offset,
+                )
+            }
+            (Some(offset), _) if size < offset.0 => {
+                tracing::info!(path = %path.display(), acked = %offset, size, "file was truncated while the agent was stopped; reading from the start");
                 (
                     Identity::new(location, print, resume.next_generation),
                     ByteOffset(0),
@@ -120,23 +141,25 @@ impl FileWatcher {
                 ByteOffset(0),
             ),
         };
-        Ok(Some(Self::with_identity(
-            path,
-            file,
-            identity.0,
-            identity.1,
-            tags,
-            max_line_bytes,
-        )))
+        let resumed = identity.1 > ByteOffset(0);
+        let mut watcher =
+            Self::with_identity(path, file, identity.0, identity.1, tags, max_line_bytes);
+        if resumed {
+            watcher.marks = resume.marks;
+        }
+        watcher.held = held;
+        Ok(Some(watcher))
     }
 
     /// Opens `path`, a copy of the stream `ended`, to carry that stream on
-    /// under its id from where it ended (see `copies.rs`).
+    /// under its id from where it ended (see `copies.rs`); `held` if the
+    /// copy ends before that point.
     pub(crate) fn continuing(
         path: &Path,
         file: File,
         location: DevInode,
         ended: &EndedStream,
+        held: bool,
         tags: Tags,
         max_line_bytes: usize,
     ) -> Self {
@@ -147,7 +170,11 @@ impl FileWatcher {
             old.generation,
             old.file_id.clone(),
         );
-        Self::with_identity(path, file, identity, ended.resume_at, tags, max_line_bytes)
+        let mut watcher =
+            Self::with_identity(path, file, identity, ended.resume_at, tags, max_line_bytes);
+        watcher.marks = ended.marks.clone();
+        watcher.held = held;
+        watcher
     }
 
     fn with_identity(
@@ -170,6 +197,9 @@ impl FileWatcher {
             tags,
             buffer: Vec::new(),
             tail: Vec::new(),
+            marks: Marks::default(),
+            marks_changed: false,
+            held: false,
             missing_rescans: 0,
         }
     }
@@ -263,10 +293,27 @@ impl FileWatcher {
     pub(crate) fn ended(&self) -> Option<EndedStream> {
         self.identity.as_ref().map(|identity| EndedStream {
             identity: identity.clone(),
+            path: self.path.clone(),
             resume_at: self.splitter.pending_line_start(),
             consumed: self.splitter.consumed(),
             tail: self.tail.clone(),
+            marks: self.marks.clone(),
         })
+    }
+
+    /// The stream and its marks if they changed since the last call, to be
+    /// recorded with its checkpoint.
+    pub(crate) fn take_changed_marks(&mut self) -> Option<(&Identity, &Marks)> {
+        if !std::mem::take(&mut self.marks_changed) {
+            return None;
+        }
+        Some((self.identity.as_ref()?, &self.marks))
+    }
+
+    /// Whether this is a copy held because it ends before where its stream
+    /// was read to.
+    pub(crate) fn is_held(&self) -> bool {
+        self.held
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -322,8 +369,14 @@ impl FileWatcher {
         max_bytes: usize,
         lines: &mut Vec<RawLine>,
     ) -> io::Result<ReadStatus> {
+        let size = self.file()?.metadata()?.len();
+        if self.held {
+            if size < self.splitter.consumed().0 {
+                return Ok(ReadStatus::Lines { more: false });
+            }
+            self.held = false;
+        }
         let file = self.file()?;
-        let size = file.metadata()?.len();
         if size < self.splitter.consumed().0 || self.rewritten_below_position(file)? {
             return Ok(self.truncated(size));
         }
@@ -354,6 +407,8 @@ impl FileWatcher {
             };
             self.splitter.push(&self.buffer[..read], lines);
             remember_tail(&mut self.tail, &self.buffer[..read]);
+            self.marks.note(self.splitter.consumed().0, &self.tail);
+            self.marks_changed = true;
             self.last_active = Instant::now();
             budget -= read;
         }
@@ -391,6 +446,9 @@ impl FileWatcher {
         let (Some(identity), Some(file)) = (&self.identity, &self.file) else {
             return Ok(None);
         };
+        if self.held {
+            return Ok(None);
+        }
         let size = file.metadata()?.len();
         let rewritten = size >= self.splitter.consumed().0
             && fingerprint::fingerprint(file)?.is_some_and(|p| p != identity.fingerprint);
@@ -416,6 +474,8 @@ impl FileWatcher {
         self.generation += 1;
         self.splitter.reset(ByteOffset(0));
         self.tail.clear();
+        self.marks.clear();
+        self.marks_changed = true;
         self.identity = None;
         ReadStatus::Truncated { old }
     }
