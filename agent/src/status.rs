@@ -39,6 +39,9 @@ struct Row {
 pub fn print(state_dir: &Path, out: &mut impl Write) -> Result<(), StatusError> {
     let mut records: Vec<Row> = read_checkpoints(&state_dir.join(CHECKPOINTS_FILE))?
         .iter()
+        // An ended stream (a truncated file's earlier content) is kept
+        // only for its copies; its file now holds another stream.
+        .filter(|checkpoint| !FileRecord::of(checkpoint).is_some_and(|r| r.is_ended()))
         .map(|checkpoint| match FileRecord::of(checkpoint) {
             Some(record) => Row {
                 path: record.state.path,

@@ -76,10 +76,9 @@ pub fn assert_count_stays(base_url: &str, token: &str, q: &str, expected: u64, d
     }
 }
 
-/// Checks that every [`crate::data::numbered_line`] `0..total` with `tag` is
-/// searchable exactly once, and nothing else with that tag is: the count of
-/// each number over all pages of the search for `tag`.
-pub fn assert_each_number_once(base_url: &str, token: &str, tag: &str, total: u64) {
+/// How many times each [`crate::data::numbered_line`] `0..total` with `tag`
+/// is searchable, and the hits with that tag that are none of them.
+pub fn number_counts(base_url: &str, token: &str, tag: &str, total: u64) -> (Vec<u32>, Vec<String>) {
     let mut seen = vec![0u32; total as usize];
     let mut foreign = Vec::new();
     for hit in search_all(base_url, token, tag) {
@@ -89,6 +88,14 @@ pub fn assert_each_number_once(base_url: &str, token: &str, tag: &str, total: u6
             _ => foreign.push(message.to_string()),
         }
     }
+    (seen, foreign)
+}
+
+/// Checks that every [`crate::data::numbered_line`] `0..total` with `tag` is
+/// searchable exactly once, and nothing else with that tag is: the count of
+/// each number over all pages of the search for `tag`.
+pub fn assert_each_number_once(base_url: &str, token: &str, tag: &str, total: u64) {
+    let (seen, foreign) = number_counts(base_url, token, tag, total);
     let wrong: Vec<String> = seen
         .iter()
         .enumerate()
@@ -108,14 +115,7 @@ pub fn assert_each_number_once(base_url: &str, token: &str, tag: &str, total: u6
 /// Which of the [`crate::data::numbered_line`]s `0..total` with `tag` are
 /// missing or present more than once, as ranges, for a failure message.
 pub fn describe_numbers(base_url: &str, token: &str, tag: &str, total: u64) -> String {
-    let mut seen = vec![0u32; total as usize];
-    let mut foreign = 0usize;
-    for hit in search_all(base_url, token, tag) {
-        match parse_numbered(tag, hit_message(&hit)) {
-            Some(number) if number < total => seen[number as usize] += 1,
-            _ => foreign += 1,
-        }
-    }
+    let (seen, foreign) = number_counts(base_url, token, tag, total);
     let mut ranges: Vec<String> = Vec::new();
     let mut start = 0usize;
     for end in 1..=seen.len() {
@@ -127,8 +127,9 @@ pub fn describe_numbers(base_url: &str, token: &str, tag: &str, total: u64) -> S
         }
     }
     format!(
-        "{} ranges not present exactly once: {:?}; {foreign} foreign hits",
+        "{} ranges not present exactly once: {:?}; {} foreign hits",
         ranges.len(),
-        &ranges[..ranges.len().min(20)]
+        &ranges[..ranges.len().min(20)],
+        foreign.len()
     )
 }

@@ -19,7 +19,7 @@
 //! unique (so no file looks like a copy of another); a writer completes
 //! its half-written line before its file is rotated, truncated or deleted;
 //! copytruncate copies and truncates with no write in between. No wall
-//! clock is involved: the copy grace period never comes into play.
+//! clock is involved.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
