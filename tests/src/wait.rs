@@ -78,7 +78,12 @@ pub fn assert_count_stays(base_url: &str, token: &str, q: &str, expected: u64, d
 
 /// How many times each [`crate::data::numbered_line`] `0..total` with `tag`
 /// is searchable, and the hits with that tag that are none of them.
-pub fn number_counts(base_url: &str, token: &str, tag: &str, total: u64) -> (Vec<u32>, Vec<String>) {
+pub fn number_counts(
+    base_url: &str,
+    token: &str,
+    tag: &str,
+    total: u64,
+) -> (Vec<u32>, Vec<String>) {
     let mut seen = vec![0u32; total as usize];
     let mut foreign = Vec::new();
     for hit in search_all(base_url, token, tag) {

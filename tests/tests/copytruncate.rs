@@ -322,5 +322,9 @@ fn a_free_running_writer_loses_at_most_the_copy_windows_and_duplicates_nothing()
         missing.len(),
         &missing[..missing.len().min(10)]
     );
-    assert!(foreign.is_empty(), "foreign hits: {:?}", &foreign[..foreign.len().min(5)]);
+    assert!(
+        foreign.is_empty(),
+        "foreign hits: {:?}",
+        &foreign[..foreign.len().min(5)]
+    );
 }

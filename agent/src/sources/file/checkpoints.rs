@@ -436,7 +436,10 @@ mod tests {
         let new = Identity::new(old.location, old.fingerprint.clone(), 1);
         checkpoints.track(&new, Path::new("/l/x"), ByteOffset(0));
         checkpoints.on_batch_settled(BatchSeq(1), std::slice::from_ref(&old.file_id));
-        assert_eq!(checkpoints.settled_offset(&old.file_id), Some(ByteOffset(2)));
+        assert_eq!(
+            checkpoints.settled_offset(&old.file_id),
+            Some(ByteOffset(2))
+        );
         let ended: Vec<FileId> = checkpoints
             .ended_records()
             .into_iter()
@@ -470,7 +473,9 @@ mod tests {
         }
         let ended = checkpoints.ended_records();
         assert_eq!(ended.len(), MAX_ENDED_STREAMS);
-        assert!(ended.iter().all(|record| record.state.marks == marks.to_vec()));
+        assert!(ended
+            .iter()
+            .all(|record| record.state.marks == marks.to_vec()));
         assert!(checkpoints.file_records().is_empty());
         checkpoints.persist().unwrap();
         let reloaded = Checkpoints::load(dir.path()).unwrap();

@@ -211,8 +211,8 @@ pub(crate) fn continues(
     };
     let tail_start = ended.consumed.0 - ended.tail.len() as u64;
     if !ended.tail.is_empty() && copy_size >= ended.consumed.0 {
-        let agrees = bytes_at(copy, tail_start, ended.tail.len())?
-            .is_some_and(|bytes| bytes == ended.tail);
+        let agrees =
+            bytes_at(copy, tail_start, ended.tail.len())?.is_some_and(|bytes| bytes == ended.tail);
         return Ok(agrees.then_some(how));
     }
     if ended.marks.all_past(copy_size) {
@@ -364,7 +364,11 @@ mod tests {
         let all = marks.to_vec();
         assert!(all.len() <= MAX_MARKS);
         let last = content.len() / 1000 * 1000;
-        let last = if last == content.len() { last - 1000 } else { last };
+        let last = if last == content.len() {
+            last - 1000
+        } else {
+            last
+        };
         assert_eq!(all.last().unwrap().end, last as u64);
         for pair in all[..all.len() - 1].windows(2) {
             assert!(pair[1].end - pair[0].end >= MARK_SPACING, "{pair:?}");

@@ -146,8 +146,7 @@ impl FileSource {
         }
         for index in (0..self.ended.len()).rev() {
             let ended = &self.ended[index];
-            if ended.identity.fingerprint != print || !copies::rotated_name_of(path, &ended.path)
-            {
+            if ended.identity.fingerprint != print || !copies::rotated_name_of(path, &ended.path) {
                 continue;
             }
             if let Some(how) = copies::continues(&file, size, ended)? {
@@ -260,7 +259,9 @@ impl FileSource {
             let rewritten = fingerprint::fingerprint(&original)?.is_none_or(|p| p != *print);
             if shorter || rewritten {
                 tracing::info!(path = %record.state.path.display(), file_id = %record.file_id, "file was truncated while the agent was stopped");
-                pipeline.checkpoints_mut().end_stream(&record.file_id, &marks);
+                pipeline
+                    .checkpoints_mut()
+                    .end_stream(&record.file_id, &marks);
             } else if copies::rotated_name_of(path, &record.state.path)
                 && copies::is_copy_of_live(copy, size, &original)?
             {
