@@ -14,7 +14,8 @@ use loghound_agent::status;
 /// Config file read when `--config` is not given, if it exists.
 const DEFAULT_CONFIG: &str = "/etc/loghound/agent.toml";
 
-/// Follows log files and ships them to a Loghound server.
+/// Follows log files and the systemd journal and ships them to a Loghound
+/// server.
 #[derive(Debug, Parser)]
 #[command(
     name = "loghound-agent",
@@ -56,6 +57,10 @@ struct RunArgs {
     /// Glob of files to follow (`**` allowed); repeatable.
     #[arg(long = "path", value_name = "GLOB")]
     paths: Vec<String>,
+    /// Also ship the system journal (through journalctl), from its oldest
+    /// entry on the first start.
+    #[arg(long)]
+    journald: bool,
     /// Glob of files never to follow; repeatable. `*.gz` is always excluded.
     #[arg(long = "exclude", value_name = "GLOB")]
     exclude: Vec<String>,
@@ -129,6 +134,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         state_dir: args.state_dir,
         host: args.host,
         paths: args.paths,
+        journald: args.journald,
         exclude: args.exclude,
         batch_max_bytes: args.batch_max_bytes,
         batch_max_age_ms: args.batch_max_age_ms,

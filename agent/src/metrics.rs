@@ -67,6 +67,8 @@ pub(crate) struct Metrics {
     pub(crate) files_followed: AtomicU64,
     pub(crate) files_open: AtomicU64,
     pub(crate) files_waiting: AtomicU64,
+    pub(crate) journalctl_restarts: AtomicU64,
+    pub(crate) journal_entries_skipped: AtomicU64,
     /// Bumped with every new last error, so the scheduler knows when to
     /// write the status file again.
     pub(crate) error_generation: AtomicU64,
@@ -108,10 +110,10 @@ impl Metrics {
     /// Everything, in the Prometheus text exposition format (0.0.4).
     pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64, Kind); 13] = [
+        let counters: [(&str, &str, &AtomicU64, Kind); 15] = [
             (
                 "lines_read_total",
-                "Lines read from files.",
+                "Lines read from files and journal entries read.",
                 &self.lines_read,
                 Kind::Counter,
             ),
@@ -186,6 +188,18 @@ impl Metrics {
                 "Files waiting for a descriptor under max_open_files.",
                 &self.files_waiting,
                 Kind::Gauge,
+            ),
+            (
+                "journalctl_restarts_total",
+                "Times a journald input's journalctl ended and was started again.",
+                &self.journalctl_restarts,
+                Kind::Counter,
+            ),
+            (
+                "journal_entries_unreadable_total",
+                "Lines of journalctl's output that were not journal entries, skipped.",
+                &self.journal_entries_skipped,
+                Kind::Counter,
             ),
         ];
         for (name, help, value, kind) in counters {

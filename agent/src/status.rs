@@ -42,6 +42,9 @@ pub fn print(state_dir: &Path, out: &mut impl Write) -> Result<(), StatusError> 
         // An ended stream (a truncated file's earlier content) is kept
         // only for its copies; its file now holds another stream.
         .filter(|checkpoint| !FileRecord::of(checkpoint).is_some_and(|r| r.is_ended()))
+        // A journald input's resume cursor carries no events; its errors
+        // are listed under the input's name below.
+        .filter(|checkpoint| !crate::sources::journald::is_resume_record(checkpoint))
         .map(|checkpoint| match FileRecord::of(checkpoint) {
             Some(record) => Row {
                 path: record.state.path,

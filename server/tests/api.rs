@@ -44,6 +44,9 @@ fn lines(file: &str, messages: &[&str], read_at_ms: i64) -> Vec<Event> {
                 truncated: false,
                 invalid_utf8: false,
                 format: None,
+                fields: Default::default(),
+                severity: None,
+                time_ms: None,
             }
         })
         .collect()

@@ -36,6 +36,9 @@ fn event(offset: u64, message: String) -> Event {
         truncated: false,
         invalid_utf8: false,
         format: None,
+        fields: Default::default(),
+        severity: None,
+        time_ms: None,
     }
 }
 

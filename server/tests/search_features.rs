@@ -47,6 +47,9 @@ fn line(host: &str, file: &str, offset: u64, time_ms: i64, message: &str) -> Eve
         truncated: false,
         invalid_utf8: false,
         format: None,
+        fields: Default::default(),
+        severity: None,
+        time_ms: None,
     }
 }
 

@@ -104,6 +104,9 @@ impl Server {
                     truncated: false,
                     invalid_utf8: false,
                     format: None,
+                    fields: Default::default(),
+                    severity: None,
+                    time_ms: None,
                 }
             })
             .collect();

@@ -258,6 +258,9 @@ mod tests {
             truncated: false,
             invalid_utf8: false,
             format: None,
+            fields: Default::default(),
+            severity: None,
+            time_ms: None,
         }
     }
 
@@ -435,6 +438,9 @@ mod tests {
                     truncated,
                     invalid_utf8: bad,
                     format: None,
+                    fields: Default::default(),
+                    severity: None,
+                    time_ms: None,
                 },
             )
     }

@@ -44,6 +44,23 @@ pub struct Event {
     /// parses a value it does not know as `auto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// The event's own time in milliseconds since the Unix epoch, when the
+    /// source records one apart from the line (a journal entry's
+    /// `__REALTIME_TIMESTAMP`, a container runtime's timestamp). The server
+    /// takes it over any timestamp in the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<i64>,
+    /// The severity the source records apart from the line (a journal
+    /// entry's `PRIORITY`), as a name (`err`, `warning`, `info`, …). A level
+    /// the server finds in the line itself takes precedence, since programs
+    /// that log to standard output get their unit's default priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// Structured fields the source records apart from the line (a journal
+    /// entry's fields, a container's name and stream). Indexed like the
+    /// fields the server parses from the line; on the same name these win.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, serde_json::Value>,
 }
 
 fn is_false(value: &bool) -> bool {

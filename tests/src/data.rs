@@ -31,6 +31,9 @@ pub fn event(file_id: &str, offset: u64, message: &str) -> Event {
         truncated: false,
         invalid_utf8: false,
         format: None,
+        fields: Default::default(),
+        severity: None,
+        time_ms: None,
     }
 }
 

@@ -115,6 +115,9 @@ fn file_events(path: &Path, range: std::ops::Range<u64>) -> Vec<Event> {
                 truncated: false,
                 invalid_utf8: false,
                 format: None,
+                fields: Default::default(),
+                severity: None,
+                time_ms: None,
             });
         }
         offset = end_offset;

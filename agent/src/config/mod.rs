@@ -133,11 +133,31 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InputConfig {
-    /// What the input reads: `file` (the default), the only kind so far.
+    /// What the input reads: `file` (the default), or `journald`.
     #[serde(default, rename = "type")]
     pub(crate) kind: InputKind,
-    /// Globs of files to follow.
+    /// Globs of files to follow (`file` inputs).
+    #[serde(default)]
     pub(crate) paths: Vec<String>,
+    /// Only entries of these systemd units (`journald` inputs).
+    #[serde(default)]
+    pub(crate) units: Vec<String>,
+    /// journalctl matches, `FIELD=value` or `+` between alternatives
+    /// (`journald` inputs).
+    #[serde(default, rename = "match")]
+    pub(crate) matches: Vec<String>,
+    /// Journal directory to read instead of the system journal (`journald`
+    /// inputs).
+    #[serde(default)]
+    pub(crate) directory: Option<PathBuf>,
+    /// On the input's first start, ship only entries written from then on
+    /// instead of the whole journal (`journald` inputs; default false).
+    #[serde(default)]
+    pub(crate) since_now: Option<bool>,
+    /// The journalctl program (`journald` inputs; default: `journalctl` on
+    /// the `PATH`).
+    #[serde(default)]
+    pub(crate) journalctl: Option<PathBuf>,
     /// Tags added to every line of these files, such as `app = "api"`.
     #[serde(default)]
     pub(crate) tags: BTreeMap<String, String>,
@@ -225,6 +245,8 @@ pub struct Overrides {
     pub host: Option<String>,
     /// The top-level `paths`.
     pub paths: Vec<String>,
+    /// Adds a `journald` input on the system journal.
+    pub journald: bool,
     /// Added to `exclude`.
     pub exclude: Vec<String>,
     /// `batch_max_bytes`.
@@ -252,6 +274,18 @@ pub(crate) enum InputKind {
     /// Log files by glob.
     #[default]
     File,
+    /// The systemd journal, through journalctl.
+    Journald,
+}
+
+/// What a `journald` input reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JournaldInput {
+    pub(crate) units: Vec<String>,
+    pub(crate) matches: Vec<String>,
+    pub(crate) directory: Option<PathBuf>,
+    pub(crate) since_now: bool,
+    pub(crate) journalctl: PathBuf,
 }
 
 /// One input: a group of globs sharing tags.
@@ -262,6 +296,8 @@ pub(crate) struct Input {
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) format: Option<String>,
     pub(crate) multiline: Option<Arc<MultilineSettings>>,
+    /// What a `journald` input reads; `None` for other kinds.
+    pub(crate) journald: Option<JournaldInput>,
 }
 
 /// Format hints the server knows.

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{
-    ConfigError, ConfigFile, Input, InputKind, MultilineConfig, Overrides, Settings,
-    DEFAULT_STATE_DIR, FORMATS, MIN_SPOOL_MAX_BYTES,
+    ConfigError, ConfigFile, Input, InputConfig, InputKind, JournaldInput, MultilineConfig,
+    Overrides, Settings, DEFAULT_STATE_DIR, FORMATS, MIN_SPOOL_MAX_BYTES,
 };
 use crate::sources::file::discovery;
 use crate::sources::file::multiline::MultilineSettings;
@@ -72,20 +72,51 @@ pub fn resolve(
             tags: file.tags.clone(),
             format: file.format.clone(),
             multiline: multiline_settings(file.multiline.as_ref(), "multiline", &invalid)?,
+            journald: None,
         });
     }
     for (index, input) in file.inputs.into_iter().enumerate() {
         let key = format!("inputs[{index}].multiline");
+        let journald = match input.kind {
+            InputKind::File => {
+                file_input_only(&input, index, &invalid)?;
+                None
+            }
+            InputKind::Journald => Some(journald_input(&input, index, &invalid)?),
+        };
         inputs.push(Input {
             kind: input.kind,
             globs: input.paths,
             tags: input.tags,
             format: input.format,
             multiline: multiline_settings(input.multiline.as_ref(), &key, &invalid)?,
+            journald,
         });
     }
-    if inputs.iter().all(|input| input.globs.is_empty()) {
-        return Err(invalid("paths", "no file to follow (--path GLOB)".into()));
+    if overrides.journald {
+        inputs.push(Input {
+            kind: InputKind::Journald,
+            globs: Vec::new(),
+            tags: Default::default(),
+            format: None,
+            multiline: None,
+            journald: Some(JournaldInput {
+                units: Vec::new(),
+                matches: Vec::new(),
+                directory: None,
+                since_now: false,
+                journalctl: DEFAULT_JOURNALCTL.into(),
+            }),
+        });
+    }
+    if inputs
+        .iter()
+        .all(|input| input.kind == InputKind::File && input.globs.is_empty())
+    {
+        return Err(invalid(
+            "paths",
+            "nothing to read (--path GLOB, --journald, or [[inputs]])".into(),
+        ));
     }
     for (index, input) in inputs.iter().enumerate() {
         if let Some(format) = input.format.as_deref().filter(|f| !FORMATS.contains(f)) {
@@ -207,6 +238,108 @@ pub fn resolve(
         ));
     }
     Ok(settings)
+}
+
+/// journalctl, when an input does not name it.
+const DEFAULT_JOURNALCTL: &str = "journalctl";
+
+/// A `file` input must not carry a `journald` input's keys.
+fn file_input_only(
+    input: &InputConfig,
+    index: usize,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let journald_keys = [
+        ("units", !input.units.is_empty()),
+        ("match", !input.matches.is_empty()),
+        ("directory", input.directory.is_some()),
+        ("since_now", input.since_now.is_some()),
+        ("journalctl", input.journalctl.is_some()),
+    ];
+    if let Some((key, _)) = journald_keys.iter().find(|(_, set)| *set) {
+        return Err(invalid(
+            &format!("inputs[{index}].{key}"),
+            "only a journald input (type = \"journald\") takes this key".into(),
+        ));
+    }
+    if input.paths.is_empty() {
+        return Err(invalid(
+            &format!("inputs[{index}].paths"),
+            "a file input needs at least one glob".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a `journald` input.
+fn journald_input(
+    input: &InputConfig,
+    index: usize,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<JournaldInput, ConfigError> {
+    let key = |name: &str| format!("inputs[{index}].{name}");
+    let file_keys = [
+        ("paths", !input.paths.is_empty()),
+        ("multiline", input.multiline.is_some()),
+        ("format", input.format.is_some()),
+    ];
+    if let Some((name, _)) = file_keys.iter().find(|(_, set)| *set) {
+        return Err(invalid(
+            &key(name),
+            "a journald input does not take this key (it reads the journal, not files)".into(),
+        ));
+    }
+    for unit in &input.units {
+        if unit.trim().is_empty() || unit.starts_with('-') || unit.contains(char::is_whitespace) {
+            return Err(invalid(
+                &key("units"),
+                format!("{unit:?} is not a unit name"),
+            ));
+        }
+    }
+    for journal_match in &input.matches {
+        check_journal_match(journal_match).map_err(|reason| invalid(&key("match"), reason))?;
+    }
+    if let Some(directory) = &input.directory {
+        if !directory.is_dir() {
+            return Err(invalid(
+                &key("directory"),
+                format!("{} is not a directory", directory.display()),
+            ));
+        }
+    }
+    Ok(JournaldInput {
+        units: input.units.clone(),
+        matches: input.matches.clone(),
+        directory: input.directory.clone(),
+        since_now: input.since_now.unwrap_or(false),
+        journalctl: input
+            .journalctl
+            .clone()
+            .unwrap_or_else(|| DEFAULT_JOURNALCTL.into()),
+    })
+}
+
+/// A journalctl match: `FIELD=value` (a field name of capitals, digits and
+/// `_`), or `+` between alternatives.
+fn check_journal_match(text: &str) -> Result<(), String> {
+    if text == "+" {
+        return Ok(());
+    }
+    let Some((field, _)) = text.split_once('=') else {
+        return Err(format!("{text:?} is not FIELD=value or +"));
+    };
+    let valid = !field.is_empty()
+        && !field.starts_with(|c: char| c.is_ascii_digit())
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(format!(
+            "{field:?} in {text:?} is not a journal field name (capitals, digits and _)"
+        ));
+    }
+    Ok(())
 }
 
 /// Validates one `[multiline]` table; errors name `key` and the field.

@@ -19,9 +19,12 @@
 //! [`Waker`], so the scheduler's sleep ends and [`Source::on_wake`] runs.
 //!
 //! - [`file`]: log files by glob (discovery, identity, rotation, copies,
-//!   the descriptor budget, multi-line joining).
+//!   the descriptor budget, multi-line joining);
+//! - [`journald`]: the systemd journal, through a journalctl child per
+//!   input, checkpointed by cursor.
 
 pub mod file;
+pub mod journald;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -124,6 +127,16 @@ pub(crate) fn build(
             file::FileSourceSettings::from_settings(settings, file_inputs),
             context,
         )?));
+    }
+    for input in &settings.inputs {
+        if let Some(journald) = &input.journald {
+            sources.push(Box::new(journald::JournaldSource::new(
+                input,
+                journald,
+                settings.max_line_bytes,
+                context,
+            )));
+        }
     }
     Ok(sources)
 }

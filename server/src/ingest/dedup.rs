@@ -171,6 +171,9 @@ mod tests {
             truncated: false,
             invalid_utf8: false,
             format: None,
+            fields: Default::default(),
+            severity: None,
+            time_ms: None,
         })
     }
 

@@ -107,6 +107,17 @@ pub struct InEvent {
     /// How to parse the line (`auto`, `json`, …), when the sender says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// The event's own time (ms since the epoch), when the sender records
+    /// one apart from the line; it wins over a timestamp in the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<i64>,
+    /// The sender's severity name, used when the line states no level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// Fields the sender records apart from the line; on the same name
+    /// they win over fields parsed from it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, serde_json::Value>,
 }
 
 impl From<Event> for InEvent {
@@ -125,6 +136,9 @@ impl From<Event> for InEvent {
             truncated: event.truncated,
             invalid_utf8: event.invalid_utf8,
             format: event.format,
+            time_ms: event.time_ms,
+            severity: event.severity,
+            fields: event.fields,
         }
     }
 }

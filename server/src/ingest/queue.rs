@@ -27,10 +27,30 @@ pub fn events_cost_bytes<'a>(events: impl IntoIterator<Item = &'a InEvent>) -> u
                 + event.source.len()
                 + event.stream.as_ref().map_or(0, |r| r.stream.as_str().len())
                 + event.format.as_deref().map_or(0, str::len)
+                + event.severity.as_deref().map_or(0, str::len)
+                + event
+                    .fields
+                    .iter()
+                    .map(|(k, v)| k.len() + json_cost(v))
+                    .sum::<usize>()
                 + tags;
             strings as u64 + EVENT_OVERHEAD_BYTES
         })
         .sum()
+}
+
+/// The estimated memory of a JSON value: its strings plus a slot per node.
+fn json_cost(value: &serde_json::Value) -> usize {
+    const NODE_BYTES: usize = 48;
+    NODE_BYTES
+        + match value {
+            serde_json::Value::String(text) => text.len(),
+            serde_json::Value::Array(items) => items.iter().map(json_cost).sum(),
+            serde_json::Value::Object(members) => {
+                members.iter().map(|(k, v)| k.len() + json_cost(v)).sum()
+            }
+            _ => 0,
+        }
 }
 
 /// The shared counter of bytes held between the WAL and the index.
@@ -161,6 +181,9 @@ mod tests {
             truncated: false,
             invalid_utf8: false,
             format: None,
+            fields: Default::default(),
+            severity: None,
+            time_ms: None,
         });
         assert_eq!(events_cost_bytes([&event, &event]), 2 * (8 + 160));
     }

@@ -162,6 +162,9 @@ mod tests {
             truncated: n == 2,
             invalid_utf8: false,
             format: Some("syslog".into()),
+            fields: Default::default(),
+            severity: None,
+            time_ms: None,
         }
     }
 
@@ -192,6 +195,9 @@ mod tests {
                 truncated: false,
                 invalid_utf8: false,
                 format: None,
+                fields: Default::default(),
+                severity: None,
+                time_ms: None,
             })
             .collect();
         let sent = loghound_shared::encode_batch(&wire, 3).unwrap();

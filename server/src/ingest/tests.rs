@@ -26,6 +26,9 @@ fn wire(offsets: &[u64]) -> Vec<Event> {
             truncated: false,
             invalid_utf8: false,
             format: None,
+            fields: Default::default(),
+            severity: None,
+            time_ms: None,
         })
         .collect()
 }
@@ -41,6 +44,9 @@ fn input_event(n: usize) -> InEvent {
         truncated: false,
         invalid_utf8: false,
         format: Some("syslog".into()),
+        fields: Default::default(),
+        severity: None,
+        time_ms: None,
     }
 }
 

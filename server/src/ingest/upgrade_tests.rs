@@ -32,6 +32,9 @@ fn lines(range: std::ops::Range<u64>) -> Vec<Event> {
             truncated: false,
             invalid_utf8: false,
             format: None,
+            fields: Default::default(),
+            severity: None,
+            time_ms: None,
         })
         .collect()
 }

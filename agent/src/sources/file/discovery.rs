@@ -228,6 +228,7 @@ mod tests {
             tags: BTreeMap::from([("app".into(), "x".into())]),
             format: Some("json".into()),
             multiline: None,
+            journald: None,
         }
     }
 

@@ -123,6 +123,9 @@ impl FileSource {
                 truncated,
                 invalid_utf8: text.invalid_utf8,
                 format: tags.format.clone(),
+                fields: Default::default(),
+                severity: None,
+                time_ms: None,
             };
             pipeline.emit(event, None)?;
         }

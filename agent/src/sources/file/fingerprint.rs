@@ -141,7 +141,7 @@ pub(crate) fn file_id(location: DevInode, fingerprint: &Fingerprint, generation:
     FileId::new(hex(&digest[..16])).expect("hex digits are a valid file id")
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

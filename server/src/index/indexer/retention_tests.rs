@@ -39,6 +39,9 @@ fn batch(seq: u64, day: Date, lines: u64) -> LoggedBatch {
                 truncated: false,
                 invalid_utf8: false,
                 format: None,
+                fields: Default::default(),
+                severity: None,
+                time_ms: None,
             };
             (n as usize, InEvent::from(event))
         })

@@ -197,6 +197,9 @@ fn events(messages: &[&str]) -> Vec<loghound_shared::Event> {
             truncated: false,
             invalid_utf8: false,
             format: None,
+            fields: Default::default(),
+            severity: None,
+            time_ms: None,
         })
         .collect()
 }
