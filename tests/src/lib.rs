@@ -18,6 +18,7 @@
 //!   is independent of the server's tokenizer code;
 //! - [`writer`]: a thread appending numbered lines at a steady rate, which a
 //!   test can pause and point at a new file, as a rotated application does;
+//! - [`journal`]: real journal files written by `systemd-journal-remote`;
 //! - [`fds`]: the open file descriptors of a process (`/proc/PID/fd`);
 //! - [`receiver`]: a real HTTP server that records webhooks;
 //! - [`smtp`]: a real SMTP server (Python's aiosmtpd) with a maildir.
@@ -27,6 +28,7 @@ pub mod bench;
 pub mod data;
 pub mod fds;
 pub mod http;
+pub mod journal;
 pub mod load;
 pub mod paths;
 pub mod process;

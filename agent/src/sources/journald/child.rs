@@ -69,12 +69,12 @@ impl Query {
     /// The command that follows the journal from `start`.
     pub(crate) fn follow_command(&self, start: &Start) -> Command {
         let mut command = self.command();
-        command.arg("--follow");
-        match start {
-            // `--follow` alone starts at the last 10 entries.
-            Start::Head => command.arg("--lines=all"),
-            Start::AfterCursor(cursor) => command.arg(format!("--after-cursor={cursor}")),
-        };
+        // `--follow` alone shows at most the last 10 entries before the new
+        // ones, even after a cursor; `--no-tail` shows them all.
+        command.args(["--follow", "--no-tail"]);
+        if let Start::AfterCursor(cursor) = start {
+            command.arg(format!("--after-cursor={cursor}"));
+        }
         command
     }
 

@@ -102,7 +102,11 @@ struct Run {
     file_id: FileId,
     end: ByteOffset,
     cursor: String,
+    entries: u32,
 }
+
+/// Entries per [`Run`] at most.
+const RUN_ENTRIES: u32 = 256;
 
 /// One journald input; see the module docs.
 pub(crate) struct JournaldSource {
@@ -414,16 +418,20 @@ impl JournaldSource {
     }
 
     /// Records an emitted (or skipped) entry in the runs not yet settled.
+    /// A run is cut every [`RUN_ENTRIES`] entries, so that the resume
+    /// cursor moves while entries keep coming.
     fn remember(&mut self, file_id: FileId, end: ByteOffset, cursor: &str) {
         match self.unsettled.back_mut() {
-            Some(run) if run.file_id == file_id && run.end <= end => {
+            Some(run) if run.file_id == file_id && run.end <= end && run.entries < RUN_ENTRIES => {
                 run.end = end;
+                run.entries += 1;
                 cursor.clone_into(&mut run.cursor);
             }
             _ => self.unsettled.push_back(Run {
                 file_id,
                 end,
                 cursor: cursor.to_string(),
+                entries: 1,
             }),
         }
     }
