@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole system on one machine with its embedded defaults: builds
 # the release binaries, starts `loghound serve` on 127.0.0.1:7700 (data in
-# .loghound-local/), starts a local agent tailing /var/log/**/*.log and a
-# bundled sample log, and prints the web UI's URL and a token (read + admin). Ctrl-C stops both.
+# .loghound-local/), starts a local agent tailing /var/log/**/*.log, a
+# bundled sample log and (where journalctl finds one) the systemd journal, and prints the web UI's URL and a token (read + admin). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,8 +41,16 @@ for _ in $(seq 1 600); do
 done
 url=$(sed -n 's/^listening on //p' "$home/server.out" | head -n1)
 
+# This host's journal too, where there is one to read.
+journal_args=()
+journal_note="no systemd journal here"
+if command -v journalctl >/dev/null 2>&1 && [[ -n $(journalctl -q -n 1 2>/dev/null) ]]; then
+  journal_args=(--journald)
+  journal_note="and this host's systemd journal"
+fi
+
 "$bin/loghound-agent" --server "$url" --token "$ingest_token" --state-dir "$home/agent-state" \
-  --path '/var/log/**/*.log' --path "$sample" 2>"$home/agent.log" &
+  --path '/var/log/**/*.log' --path "$sample" "${journal_args[@]}" 2>"$home/agent.log" &
 pids+=($!)
 
 cat <<EOF2
@@ -54,6 +62,7 @@ Loghound is running.
   search:      $bin/loghound search 'timeout' --server $url --token $read_token
   raw API:     curl -H 'Authorization: Bearer $read_token' '$url/api/v1/search?q=error&limit=5'
   logs:        $home/server.log, $home/agent.log
+  shipping:    /var/log/**/*.log, $sample, $journal_note
 Append to $sample (or any /var/log/**/*.log) and search again. Ctrl-C stops.
 EOF2
 wait

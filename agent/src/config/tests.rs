@@ -41,7 +41,8 @@ fn example_config_is_valid() {
         ..Overrides::default()
     };
     let settings = resolve(Some((Path::new("agent.example.toml"), file)), overrides).unwrap();
-    assert_eq!(settings.inputs.len(), 3);
+    assert_eq!(settings.inputs.len(), 4);
+    assert!(settings.inputs[3].journald.is_some());
 }
 
 #[test]
@@ -302,4 +303,82 @@ fn an_input_type_is_file_by_default_and_an_unknown_type_is_named() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("tape") && error.contains("file"), "{error}");
+}
+
+fn resolve_text(text: &str, overrides: Overrides) -> Result<Settings, String> {
+    let file = parse(text).map_err(|error| error.to_string())?;
+    resolve(Some((Path::new("agent.toml"), file)), overrides).map_err(|error| error.to_string())
+}
+
+#[test]
+fn a_journald_input_takes_its_keys_and_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[[inputs]]\ntype = \"journald\"\nunits = [\"ssh.service\"]\nmatch = [\"_TRANSPORT=syslog\", \"+\", \"PRIORITY=3\"]\ndirectory = \"{}\"\nsince_now = true\n",
+        dir.path().display()
+    );
+    let overrides = Overrides {
+        paths: Vec::new(),
+        ..minimal()
+    };
+    let settings = resolve_text(&text, overrides).unwrap();
+    let journald = settings.inputs[0].journald.as_ref().unwrap();
+    assert_eq!(journald.units, ["ssh.service"]);
+    assert_eq!(journald.matches.len(), 3);
+    assert!(journald.since_now);
+    assert_eq!(journald.journalctl, PathBuf::from("journalctl"));
+
+    let flag = Overrides {
+        paths: Vec::new(),
+        journald: true,
+        ..minimal()
+    };
+    let settings = resolve(None, flag).unwrap();
+    let journald = settings.inputs[0].journald.as_ref().unwrap();
+    assert!(!journald.since_now && journald.directory.is_none());
+}
+
+#[test]
+fn journald_and_file_keys_do_not_mix() {
+    let cases = [
+        (
+            "[[inputs]]\ntype = \"journald\"\npaths = [\"/x/*.log\"]\n",
+            "inputs[0].paths",
+        ),
+        (
+            "[[inputs]]\ntype = \"journald\"\nformat = \"json\"\n",
+            "inputs[0].format",
+        ),
+        (
+            "[[inputs]]\npaths = [\"/x/*.log\"]\nunits = [\"a\"]\n",
+            "inputs[0].units",
+        ),
+        (
+            "[[inputs]]\nsince_now = true\npaths = [\"/x\"]\n",
+            "inputs[0].since_now",
+        ),
+        (
+            "[[inputs]]\ntype = \"journald\"\nmatch = [\"unit\"]\n",
+            "inputs[0].match",
+        ),
+        (
+            "[[inputs]]\ntype = \"journald\"\nmatch = [\"_unit=x\"]\n",
+            "inputs[0].match",
+        ),
+        (
+            "[[inputs]]\ntype = \"journald\"\ndirectory = \"/nonexistent/journal\"\n",
+            "inputs[0].directory",
+        ),
+        (
+            "[[inputs]]\ntype = \"journald\"\nunits = [\"--all\"]\n",
+            "inputs[0].units",
+        ),
+        ("[[inputs]]\ntags = {}\n", "inputs[0].paths"),
+    ];
+    for (text, key) in cases {
+        let error = resolve_text(text, minimal()).unwrap_err();
+        assert!(error.contains(key), "{text:?}: {error}");
+    }
+    let error = resolve_text("[[inputs]]\ntype = \"syslog\"\n", minimal()).unwrap_err();
+    assert!(error.contains("syslog"), "{error}");
 }

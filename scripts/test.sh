@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Every test: installs what the end-to-end tests need that Cargo does not
+# (Debian packages, a Python SMTP server, the browser test's npm packages),
+# builds the binaries the tests start, and runs the whole suite.
+# Needs ../shared/corpus beside the repository; apt-get needs root (or sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+corpus="$(pwd)/../shared/corpus"
+if [[ ! -d "$corpus/loghub" ]]; then
+    echo "ERROR: the end-to-end tests need the shared corpus at $corpus" >&2
+    echo "       (loghub/*_2k.log and apache_access/); it is missing." >&2
+    exit 1
+fi
+
+# Debian packages: Chromium for the web UI test, systemd-journal-remote to
+# write real journal files and journalctl to read them for the journald
+# tests.
+packages=()
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v journalctl >/dev/null 2>&1 || packages+=(systemd)
+[[ -x /lib/systemd/systemd-journal-remote || -x /usr/lib/systemd/systemd-journal-remote ]] \
+    || packages+=(systemd-journal-remote)
+if (( ${#packages[@]} )); then
+    echo "installing ${packages[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+
+# The alert tests deliver email to a real SMTP server: Python's aiosmtpd.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages aiosmtpd
+fi
+
+# The web UI test drives Chromium through playwright-core (Node.js 20).
+npm ci --prefix tests/browser --no-audit --no-fund --silent
+
+cargo build --workspace --bins
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast
+fi
