@@ -300,8 +300,10 @@ pub(crate) struct Input {
     pub(crate) journald: Option<JournaldInput>,
 }
 
-/// Format hints the server knows.
-pub(crate) const FORMATS: [&str; 5] = ["auto", "json", "apache", "syslog", "plain"];
+/// Formats an input may name: the server's parsing hints, and the
+/// container log formats the agent decodes (`docker`, `cri`).
+pub(crate) const FORMATS: [&str; 7] =
+    ["auto", "json", "apache", "syslog", "plain", "docker", "cri"];
 
 /// The validated configuration.
 #[derive(Debug, Clone)]

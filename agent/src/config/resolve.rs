@@ -128,6 +128,13 @@ pub fn resolve(
                 ),
             ));
         }
+        let container = matches!(input.format.as_deref(), Some("docker" | "cri"));
+        if container && input.multiline.is_some() {
+            return Err(invalid(
+                &format!("multiline (input {index})"),
+                "a container log (format docker or cri) is joined by its runtime's partial-line marks; multiline does not apply".into(),
+            ));
+        }
         for glob in &input.globs {
             discovery::check_glob(glob)
                 .map_err(|reason| invalid(&format!("paths (input {index})"), reason))?;

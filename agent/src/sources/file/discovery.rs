@@ -12,6 +12,7 @@ use std::sync::Arc;
 use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use walkdir::WalkDir;
 
+use super::container::ContainerFormat;
 use super::multiline::MultilineSettings;
 use crate::config::Input;
 
@@ -24,6 +25,8 @@ pub(crate) struct InputLabels {
     pub(crate) format: Option<String>,
     /// How lines are joined into multi-line events, if configured.
     pub(crate) multiline: Option<Arc<MultilineSettings>>,
+    /// The container log format the input names (`docker`, `cri`).
+    pub(crate) container: Option<ContainerFormat>,
 }
 
 /// Labels shared by every file of one input.
@@ -124,10 +127,17 @@ impl PathsProvider {
     pub(crate) fn new(inputs: &[Input], exclude: &[String]) -> Result<Self, String> {
         let mut globs = Vec::new();
         for input in inputs {
+            let container = input
+                .format
+                .as_deref()
+                .and_then(ContainerFormat::from_config);
             let tags = Arc::new(InputLabels {
                 tags: input.tags.clone(),
-                format: input.format.clone(),
+                // A container format is decoded here; the server parses
+                // the lines inside with its automatic detection.
+                format: input.format.clone().filter(|_| container.is_none()),
                 multiline: input.multiline.clone(),
+                container,
             });
             for pattern in &input.globs {
                 let path = absolute(pattern);

@@ -7,10 +7,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use loghound_shared::{Event, FileId};
 
+use super::container::{format_for, ContainerJoiner};
 use super::discovery::Tags;
 use super::fingerprint::DevInode;
 use super::multiline::{Joined, Joiner, SPLIT_TAG};
-use super::{FileSource, OpenGroup};
+use super::{FileSource, Grouper, OpenGroup};
 use crate::pipeline::{Pipeline, PipelineError};
 
 impl FileSource {
@@ -38,16 +39,25 @@ impl FileSource {
             .lines_read
             .fetch_add(lines.len() as u64, Ordering::Relaxed);
         self.metrics.bytes_read.fetch_add(bytes, Ordering::Relaxed);
-        let Some(settings) = tags.multiline.clone() else {
-            let joined = lines.into_iter().map(Joined::from).collect();
-            return self.ship(pipeline, &file_id, &source, &tags, joined);
+        let container = format_for(tags.container, tags.format.as_deref(), watcher.path());
+        let grouper = match (container, tags.multiline.clone()) {
+            (Some(format), _) => Grouper::Container(ContainerJoiner::new(
+                format,
+                watcher.path(),
+                self.settings.max_line_bytes,
+            )),
+            (None, Some(settings)) => Grouper::Multiline(Joiner::new(settings)),
+            (None, None) => {
+                let joined = lines.into_iter().map(Joined::from).collect();
+                return self.ship(pipeline, &file_id, &source, &tags, joined);
+            }
         };
         let now = Instant::now();
         let stream = self
             .joiners
             .entry(file_id.clone())
             .or_insert_with(|| OpenGroup {
-                joiner: Joiner::new(settings),
+                joiner: grouper,
                 source: source.clone(),
                 tags: tags.clone(),
             });
@@ -104,13 +114,33 @@ impl FileSource {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .ok();
-        for Joined { line, split } in joined {
+        for Joined {
+            line,
+            split,
+            container,
+        } in joined
+        {
             let (offset, end_offset, truncated) = (line.offset, line.end_offset, line.truncated);
             let text = line.into_text();
             let mut event_tags = tags.tags.clone();
             if let Some(split) = split {
                 event_tags.insert(SPLIT_TAG.to_string(), split.tag_value().to_string());
             }
+            let (time_ms, fields) = match container {
+                Some(meta) => {
+                    let meta = *meta;
+                    for (name, value) in meta.tags {
+                        event_tags.insert(name.to_string(), value.to_string());
+                    }
+                    if let Some(name) = meta.fields.get("container").and_then(|v| v.as_str()) {
+                        event_tags
+                            .entry("app".to_string())
+                            .or_insert_with(|| name.to_string());
+                    }
+                    (meta.time_ms, meta.fields)
+                }
+                None => (None, Default::default()),
+            };
             let event = Event {
                 file_id: file_id.clone(),
                 offset,
@@ -123,9 +153,9 @@ impl FileSource {
                 truncated,
                 invalid_utf8: text.invalid_utf8,
                 format: tags.format.clone(),
-                fields: Default::default(),
+                time_ms,
                 severity: None,
-                time_ms: None,
+                fields,
             };
             pipeline.emit(event, None)?;
         }

@@ -11,7 +11,8 @@
 //! - [`watcher`]: one followed file (position, truncation, closing);
 //!   `read.rs`: change events and reading the ready files;
 //! - [`open_files`] and `descriptors.rs`: the `max_open_files` budget;
-//! - [`lines`], [`multiline`] and `events.rs`: bytes → lines → events;
+//! - [`lines`], [`multiline`], [`container`] and `events.rs`: bytes →
+//!   lines → events (multi-line joining, container log decoding);
 //! - [`checkpoints`]: what the pipeline's checkpoints record of a file.
 //!
 //! Descriptors are bounded by `max_open_files`: when a file must be opened
@@ -22,6 +23,7 @@
 //! until one drains.
 
 pub(crate) mod checkpoints;
+pub(crate) mod container;
 pub(crate) mod copies;
 mod descriptors;
 pub(crate) mod discovery;
@@ -47,6 +49,7 @@ use std::time::Instant;
 use loghound_shared::FileId;
 
 use self::checkpoints::FileCheckpoints;
+use self::container::ContainerJoiner;
 use self::copies::{Continuation, EndedStream, MAX_ENDED_STREAMS};
 use self::discovery::{PathsProvider, Tags};
 use self::fingerprint::DevInode;
@@ -130,9 +133,53 @@ pub(crate) struct FileSource {
 
 /// A stream's joiner and what its events are labelled with.
 struct OpenGroup {
-    joiner: Joiner,
+    joiner: Grouper,
     source: String,
     tags: Tags,
+}
+
+/// What joins a stream's lines into events: multi-line groups, or a
+/// container log's partial lines.
+enum Grouper {
+    Multiline(Joiner),
+    Container(ContainerJoiner),
+}
+
+impl Grouper {
+    fn push(&mut self, line: RawLine, now: Instant, out: &mut Vec<multiline::Joined>) {
+        match self {
+            Grouper::Multiline(joiner) => joiner.push(line, now, out),
+            Grouper::Container(joiner) => joiner.push(line, now, out),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            Grouper::Multiline(joiner) => joiner.deadline(),
+            Grouper::Container(joiner) => joiner.deadline(),
+        }
+    }
+
+    fn flush_if_due(&mut self, now: Instant, out: &mut Vec<multiline::Joined>) {
+        match self {
+            Grouper::Multiline(joiner) => joiner.flush_if_due(now, out),
+            Grouper::Container(joiner) => joiner.flush_if_due(now, out),
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<multiline::Joined>) {
+        match self {
+            Grouper::Multiline(joiner) => joiner.flush(out),
+            Grouper::Container(joiner) => joiner.flush(out),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        match self {
+            Grouper::Multiline(joiner) => joiner.is_idle(),
+            Grouper::Container(joiner) => joiner.is_idle(),
+        }
+    }
 }
 
 /// What a file without a checkpoint of its own turned out to be.

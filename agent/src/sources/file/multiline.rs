@@ -78,11 +78,17 @@ pub struct Joined {
     pub line: RawLine,
     /// Set on every part of a group split by a cap.
     pub split: Option<Split>,
+    /// What a container log's line carries besides its text.
+    pub(crate) container: Option<Box<super::container::ContainerMeta>>,
 }
 
 impl From<RawLine> for Joined {
     fn from(line: RawLine) -> Self {
-        Self { line, split: None }
+        Self {
+            line,
+            split: None,
+            container: None,
+        }
     }
 }
 
@@ -180,6 +186,7 @@ impl Joiner {
             out.push(Joined {
                 line: group.joined,
                 split: group.split,
+                container: None,
             });
         }
     }
