@@ -23,7 +23,7 @@ const ROUNDS: u64 = 6;
 /// How line `n` is written: its stream, and the parts a runtime cut it
 /// into (every 7th line in three).
 fn stream_of(n: u64) -> &'static str {
-    if n % 5 == 0 {
+    if n.is_multiple_of(5) {
         "stderr"
     } else {
         "stdout"
@@ -31,7 +31,7 @@ fn stream_of(n: u64) -> &'static str {
 }
 
 fn parts_of(line: &str, n: u64) -> Vec<&str> {
-    if n % 7 != 0 {
+    if !n.is_multiple_of(7) {
         return vec![line];
     }
     let (a, b) = (line.len() / 3, 2 * line.len() / 3);
@@ -164,7 +164,7 @@ fn kubelet_cri_logs_are_decoded_joined_and_rotated_exactly_once() {
     // The kubelet renames N.log to N.log.<timestamp> and starts a new N.log.
     let rotate = |round: u64| {
         let rotated = container_dir.join(format!("0.log.20260102-03040{round}"));
-        std::fs::rename(&container_dir.join("0.log"), rotated).unwrap();
+        std::fs::rename(container_dir.join("0.log"), rotated).unwrap();
         std::fs::File::create(container_dir.join("0.log")).unwrap();
     };
     write_rotate_and_check(
@@ -172,7 +172,7 @@ fn kubelet_cri_logs_are_decoded_joined_and_rotated_exactly_once() {
     );
 
     let count = |query: &str| search(&url, &read, &format!("{TAG} {query}")).0;
-    let stderr = (0..TOTAL).filter(|n| n % 5 == 0).count() as u64;
+    let stderr = (0..TOTAL).filter(|n| n.is_multiple_of(5)).count() as u64;
     assert_eq!(count("stream:stderr"), stderr);
     assert_eq!(
         count("namespace:shop pod:web-7d9f container:nginx app:nginx"),

@@ -24,7 +24,7 @@ use loghound_tests::{
 /// with `n`, so the test can count what each query must find.
 fn entry(tag: &str, n: u64) -> JournalEntry {
     let priority = (n % 8).to_string();
-    let (identifier, unit) = if n % 3 == 0 {
+    let (identifier, unit) = if n.is_multiple_of(3) {
         ("sshd", "ssh.service")
     } else {
         ("cron", "cron.service")
@@ -124,7 +124,9 @@ fn journal_entries_ship_once_with_their_fields_mapped() {
     assert_each_number_once(&url, &read, TAG, TOTAL);
 
     let count = |query: &str| search(&url, &read, query).0;
-    let expected = (0..TOTAL).filter(|n| n % 3 == 0 && n % 8 <= 4).count() as u64;
+    let expected = (0..TOTAL)
+        .filter(|n| n.is_multiple_of(3) && n % 8 <= 4)
+        .count() as u64;
     assert_eq!(
         count(&format!("{TAG} app:sshd severity:<=warning")),
         expected
@@ -137,7 +139,7 @@ fn journal_entries_ship_once_with_their_fields_mapped() {
     assert_eq!(count(&format!("{TAG} pid:>=1040")), pids);
     assert_eq!(
         count(&format!("{TAG} _SYSTEMD_UNIT:ssh.service")),
-        (0..TOTAL).filter(|n| n % 3 == 0).count() as u64
+        (0..TOTAL).filter(|n| n.is_multiple_of(3)).count() as u64
     );
     assert_eq!(count(&format!("{TAG} tags.env:test")), TOTAL);
 
@@ -244,7 +246,7 @@ fn journalctls_reading(directory: &Path) -> Vec<u32> {
         let is_journalctl = args
             .first()
             .is_some_and(|program| program.ends_with("journalctl"));
-        if is_journalctl && args.iter().any(|arg| *arg == needle) {
+        if is_journalctl && args.contains(&needle) {
             found.push(pid);
         }
     }
@@ -384,5 +386,51 @@ fn a_missing_journalctl_is_a_startup_error_naming_the_input() {
     assert!(
         !output.status.success() && stderr.contains("inputs[0].match"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn units_and_matches_narrow_what_an_input_reads() {
+    const TAG: &str = "jfilter";
+    const TOTAL: u64 = 3_000;
+    let tmp = temp_dir();
+    let journal_dir = tmp.path().join("journal");
+    std::fs::create_dir_all(&journal_dir).unwrap();
+    append_entries(&journal_dir.join("remote.journal"), &entries(TAG, 0..TOTAL));
+    let server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let ingest = token(server.data_dir(), &["ingest"]);
+    let read = token(server.data_dir(), &["read"]);
+    let config = tmp.path().join("agent.toml");
+    let dir = journal_dir.display();
+    std::fs::write(
+        &config,
+        format!(
+            "[[inputs]]\ntype = \"journald\"\ndirectory = \"{dir}\"\nunits = [\"ssh.service\"]\ntags = {{ input = \"units\" }}\n\n\
+             [[inputs]]\ntype = \"journald\"\ndirectory = \"{dir}\"\nmatch = [\"_HOSTNAME=web-1\", \"+\", \"PRIORITY=0\"]\ntags = {{ input = \"match\" }}\n"
+        ),
+    )
+    .unwrap();
+    let _agent = start_agent(&url, &ingest, &tmp.path().join("agent"), &config, &[]);
+    let units = (0..TOTAL).filter(|n| n.is_multiple_of(3)).count() as u64;
+    let matched = (0..TOTAL).filter(|n| n % 2 == 1 || n % 8 == 0).count() as u64;
+    wait_for_count(
+        &url,
+        &read,
+        &format!("{TAG} tags.input:units"),
+        units,
+        Duration::from_secs(60),
+    );
+    wait_for_count(
+        &url,
+        &read,
+        &format!("{TAG} tags.input:match"),
+        matched,
+        Duration::from_secs(60),
+    );
+    assert_count_stays(&url, &read, TAG, units + matched, Duration::from_secs(2));
+    assert_eq!(
+        search(&url, &read, &format!("{TAG} tags.input:units -app:sshd")).0,
+        0
     );
 }
