@@ -233,11 +233,14 @@ pub(crate) fn rfc3339_ms(text: &str) -> Option<i64> {
         while bytes.get(position).is_some_and(u8::is_ascii_digit) {
             position += 1;
         }
-        let digits = &text[start..position];
-        if digits.is_empty() {
+        if position == start {
             return None;
         }
-        millis = format!("{digits:0<3}")[..3].parse::<i64>().ok()?;
+        // The first three digits, padded with zeros: `.5` is 500 ms.
+        for index in 0..3 {
+            let digit = bytes.get(start + index).filter(|_| start + index < position);
+            millis = millis * 10 + digit.map_or(0, |d| i64::from(d - b'0'));
+        }
     }
     let offset_minutes = match bytes.get(position)? {
         b'Z' | b'z' if position + 1 == bytes.len() => 0,
