@@ -436,6 +436,22 @@ impl Drop for Agent {
     }
 }
 
+/// Runs `loghound-agent status --state-dir DIR`; its stdout. Panics when
+/// the command fails.
+pub fn agent_status(state_dir: &Path) -> String {
+    let output = Command::new(agent_bin())
+        .args(["status", "--state-dir"])
+        .arg(state_dir)
+        .output()
+        .expect("run loghound-agent status");
+    assert!(
+        output.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("status prints UTF-8")
+}
+
 /// Creates a token with the given scopes (`ingest`, `read`, `admin`) with
 /// `loghound token create` and returns it.
 pub fn token(data_dir: &Path, scopes: &[&str]) -> String {

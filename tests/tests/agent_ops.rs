@@ -4,15 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loghound_tests::data::{append, numbered_line, numbered_lines};
 use loghound_tests::fds::open_files;
-use loghound_tests::paths::agent_bin;
-use loghound_tests::process::log_tail;
+use loghound_tests::process::{agent_status, log_tail};
 use loghound_tests::{assert_each_number_once, temp_dir, token, wait_for_count, Agent, Server};
 
 const SETTLE: Duration = Duration::from_secs(120);
@@ -364,21 +362,6 @@ fn metrics_count_what_was_written() {
     agent.assert_running();
 }
 
-/// Runs `loghound-agent status --state-dir DIR`; its stdout.
-fn status(state_dir: &Path) -> String {
-    let output = Command::new(agent_bin())
-        .args(["status", "--state-dir"])
-        .arg(state_dir)
-        .output()
-        .expect("run loghound-agent status");
-    assert!(
-        output.status.success(),
-        "status failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("status prints UTF-8")
-}
-
 /// The row of `path` in a status table, split into columns.
 fn status_row(text: &str, path: &Path) -> Option<Vec<String>> {
     let prefix = format!("{} ", path.display());
@@ -435,7 +418,7 @@ fn status_shows_offsets_lag_and_last_errors() {
     let size = std::fs::metadata(&readable).unwrap().len().to_string();
     let start = Instant::now();
     let text = loop {
-        let text = status(&state_dir);
+        let text = agent_status(&state_dir);
         let row = status_row(&text, &readable);
         let secret_row = status_row(&text, &secret);
         if row.as_ref().is_some_and(|r| r[2] == size)
@@ -475,7 +458,7 @@ fn status_shows_offsets_lag_and_last_errors() {
     append(&readable, &appended);
     let start = Instant::now();
     loop {
-        let text = status(&state_dir);
+        let text = agent_status(&state_dir);
         let row = status_row(&text, &readable).expect("row of app.log");
         let last_error = text
             .lines()

@@ -14,6 +14,7 @@ use loghound_tests::data::{numbered_line, numbered_term};
 use loghound_tests::http::hit_message;
 use loghound_tests::journal::{append_entries, now_us, JournalEntry};
 use loghound_tests::paths::agent_bin;
+use loghound_tests::process::agent_status;
 use loghound_tests::wait::describe_numbers;
 use loghound_tests::{
     assert_count_stays, assert_each_number_once, search, temp_dir, token, wait_for_count,
@@ -49,6 +50,31 @@ fn entries(tag: &str, range: std::ops::Range<u64>) -> Vec<JournalEntry> {
     range.map(|n| entry(tag, n)).collect()
 }
 
+/// A test's directory with an empty journal directory, and a server.
+struct Setup {
+    tmp: tempfile::TempDir,
+    journal_dir: PathBuf,
+    _server: Server,
+    url: String,
+    ingest: String,
+    read: String,
+}
+
+fn setup() -> Setup {
+    let tmp = temp_dir();
+    let journal_dir = tmp.path().join("journal");
+    std::fs::create_dir_all(&journal_dir).expect("create the journal directory");
+    let server = Server::start(&tmp.path().join("server"));
+    Setup {
+        url: server.url(),
+        ingest: token(server.data_dir(), &["ingest"]),
+        read: token(server.data_dir(), &["read"]),
+        tmp,
+        journal_dir,
+        _server: server,
+    }
+}
+
 /// An agent config with one journald input on `journal_dir`.
 fn config(dir: &Path, journal_dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("agent.toml");
@@ -69,28 +95,20 @@ fn start_agent(url: &str, token: &str, state_dir: &Path, config: &Path, extra: &
     Agent::start_with(url, token, state_dir, &[] as &[&str], &args)
 }
 
-fn status(state_dir: &Path) -> String {
-    let output = Command::new(agent_bin())
-        .args(["status", "--state-dir"])
-        .arg(state_dir)
-        .output()
-        .expect("run loghound-agent status");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 #[test]
 fn journal_entries_ship_once_with_their_fields_mapped() {
     const TAG: &str = "jfields";
     const FIRST: u64 = 3_000;
     const TOTAL: u64 = 5_000;
-    let tmp = temp_dir();
-    let journal_dir = tmp.path().join("journal");
-    std::fs::create_dir_all(&journal_dir).unwrap();
+    let Setup {
+        tmp,
+        journal_dir,
+        _server,
+        url,
+        ingest,
+        read,
+    } = setup();
     let journal = journal_dir.join("remote.journal");
-    let server = Server::start(&tmp.path().join("server"));
-    let url = server.url();
-    let ingest = token(server.data_dir(), &["ingest"]);
-    let read = token(server.data_dir(), &["read"]);
 
     let realtime_us = now_us() - 5_000_000;
     let mut first = entries(TAG, 0..FIRST);
@@ -173,14 +191,15 @@ fn journal_entries_ship_once_with_their_fields_mapped() {
 fn agent_kill9_resumes_after_the_last_acked_cursor() {
     const TAG: &str = "jkill";
     const TOTAL: u64 = 60_000;
-    let tmp = temp_dir();
-    let journal_dir = tmp.path().join("journal");
-    std::fs::create_dir_all(&journal_dir).unwrap();
+    let Setup {
+        tmp,
+        journal_dir,
+        _server,
+        url,
+        ingest,
+        read,
+    } = setup();
     let journal = journal_dir.join("remote.journal");
-    let server = Server::start(&tmp.path().join("server"));
-    let url = server.url();
-    let ingest = token(server.data_dir(), &["ingest"]);
-    let read = token(server.data_dir(), &["read"]);
     append_entries(&journal, &entries(TAG, 0..20_000));
 
     let config = config(tmp.path(), &journal_dir, "");
@@ -257,14 +276,15 @@ fn journalctls_reading(directory: &Path) -> Vec<u32> {
 fn a_journalctl_that_keeps_dying_is_restarted_and_loses_nothing() {
     const TAG: &str = "jdies";
     const TOTAL: u64 = 12_000;
-    let tmp = temp_dir();
-    let journal_dir = tmp.path().join("journal");
-    std::fs::create_dir_all(&journal_dir).unwrap();
+    let Setup {
+        tmp,
+        journal_dir,
+        _server,
+        url,
+        ingest,
+        read,
+    } = setup();
     let journal = journal_dir.join("remote.journal");
-    let server = Server::start(&tmp.path().join("server"));
-    let url = server.url();
-    let ingest = token(server.data_dir(), &["ingest"]);
-    let read = token(server.data_dir(), &["read"]);
     // A journalctl that is killed 1.5 s after every start of a follow.
     let wrapper = tmp.path().join("dying-journalctl");
     std::fs::write(
@@ -290,7 +310,7 @@ fn a_journalctl_that_keeps_dying_is_restarted_and_loses_nothing() {
     }
     wait_for_count(&url, &read, TAG, TOTAL, Duration::from_secs(90));
     assert_each_number_once(&url, &read, TAG, TOTAL);
-    let status = status(&state_dir);
+    let status = agent_status(&state_dir);
     assert!(
         status.contains("journalctl ended") && status.contains("starting it again in"),
         "status says journalctl died and is restarted:\n{status}"
@@ -300,14 +320,15 @@ fn a_journalctl_that_keeps_dying_is_restarted_and_loses_nothing() {
 #[test]
 fn a_journal_vacuumed_while_the_agent_is_stopped_is_reported_not_invented() {
     const TAG: &str = "jvacuum";
-    let tmp = temp_dir();
-    let journal_dir = tmp.path().join("journal");
-    std::fs::create_dir_all(&journal_dir).unwrap();
+    let Setup {
+        tmp,
+        journal_dir,
+        _server,
+        url,
+        ingest,
+        read,
+    } = setup();
     let old = journal_dir.join("old.journal");
-    let server = Server::start(&tmp.path().join("server"));
-    let url = server.url();
-    let ingest = token(server.data_dir(), &["ingest"]);
-    let read = token(server.data_dir(), &["read"]);
     append_entries(&old, &entries(TAG, 0..1_000));
     let config = config(tmp.path(), &journal_dir, "");
     let state_dir = tmp.path().join("agent");
@@ -332,7 +353,7 @@ fn a_journal_vacuumed_while_the_agent_is_stopped_is_reported_not_invented() {
     assert_eq!(copies(1_000..1_500), 0, "vacuumed entries are not invented");
     assert_eq!(copies(1_500..1_800), 300, "the new file is shipped once");
     assert!(seen[1_500..].iter().all(|&c| c == 1));
-    let status = status(&state_dir);
+    let status = agent_status(&state_dir);
     assert!(
         status.contains("no longer holds the last entry shipped"),
         "status reports the loss:\n{status}"
@@ -393,14 +414,15 @@ fn a_missing_journalctl_is_a_startup_error_naming_the_input() {
 fn units_and_matches_narrow_what_an_input_reads() {
     const TAG: &str = "jfilter";
     const TOTAL: u64 = 3_000;
-    let tmp = temp_dir();
-    let journal_dir = tmp.path().join("journal");
-    std::fs::create_dir_all(&journal_dir).unwrap();
+    let Setup {
+        tmp,
+        journal_dir,
+        _server,
+        url,
+        ingest,
+        read,
+    } = setup();
     append_entries(&journal_dir.join("remote.journal"), &entries(TAG, 0..TOTAL));
-    let server = Server::start(&tmp.path().join("server"));
-    let url = server.url();
-    let ingest = token(server.data_dir(), &["ingest"]);
-    let read = token(server.data_dir(), &["read"]);
     let config = tmp.path().join("agent.toml");
     let dir = journal_dir.display();
     std::fs::write(

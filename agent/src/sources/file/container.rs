@@ -238,7 +238,9 @@ pub(crate) fn rfc3339_ms(text: &str) -> Option<i64> {
         }
         // The first three digits, padded with zeros: `.5` is 500 ms.
         for index in 0..3 {
-            let digit = bytes.get(start + index).filter(|_| start + index < position);
+            let digit = bytes
+                .get(start + index)
+                .filter(|_| start + index < position);
             millis = millis * 10 + digit.map_or(0, |d| i64::from(d - b'0'));
         }
     }
