@@ -44,12 +44,14 @@ const KEEP: usize = 12;
 const SETTLE: Duration = Duration::from_secs(90);
 
 struct Rig {
-    _tmp: tempfile::TempDir,
     logs: PathBuf,
     live: PathBuf,
     server: Server,
     read_token: String,
     agent: Agent,
+    /// Last, so that it is removed after the processes, whose logs are
+    /// printed from it when a test fails.
+    _tmp: tempfile::TempDir,
 }
 
 impl Rig {

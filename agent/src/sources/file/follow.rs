@@ -210,6 +210,15 @@ impl FileSource {
             if copies::is_copy_of_live(copy, size, watcher.file()?)? {
                 return Ok(true);
             }
+            // The file may have been truncated since the check above (a
+            // copytruncate finishing while the copy is looked at), which is
+            // why it no longer agrees: its stream ends now, so the copy
+            // continues it instead of being taken for a new file.
+            if let Some(old) = watcher.check_truncated()? {
+                watcher.raise_generation(pipeline.checkpoints().next_generation(other));
+                self.ready.insert(other);
+                stream_truncated(&mut self.ended, pipeline, old);
+            }
         }
         Ok(false)
     }
