@@ -15,7 +15,9 @@
 //! all-capitals token (`ERROR`, `WARN`) counts as it is; a lower- or
 //! mixed-case one only when decorated as levels are: `[error]`, `<warn>`,
 //! `info:`, `level=debug`, `ERROR:root:` — so "failed to read error
-//! count" is not an error line. Android logcat's level column (the letter
+//! count" is not an error line — or when it is the column right after a
+//! timestamp that starts the line (`2016-09-28 04:30:30, Info  Component
+//! …`, `2026-01-02 03:04:05 warn …`), where it can only be the level. Android logcat's level column (the letter
 //! after `MM-dd HH:mm:ss.SSS pid tid`) is read explicitly.
 
 use serde::{Deserialize, Serialize};
@@ -155,6 +157,9 @@ pub fn find_in_text(bytes: &[u8], start: usize, found: Option<&Found>) -> Option
         if let Some(severity) = logcat_column(bytes, found.end) {
             return Some(severity);
         }
+        if let Some(severity) = column_after_timestamp(bytes, start, found) {
+            return Some(severity);
+        }
     }
     let mut tokens_after_timestamp = 0;
     for (token_start, token) in tokens(bytes, start).take(LEVEL_SEARCH_TOKENS_MAX) {
@@ -189,6 +194,39 @@ fn tokens(bytes: &[u8], start: usize) -> impl Iterator<Item = (usize, &[u8])> {
             (token_start, token)
         })
         .filter(|(_, token)| !token.is_empty())
+}
+
+/// Tokens that may stand before a line's leading timestamp (a sequence
+/// number, a host) for the token after it still to be a column.
+const TOKENS_BEFORE_TIMESTAMP: usize = 1;
+
+/// The level column right after a timestamp at the start of the line:
+/// the first token after it (past a lone separator such as `,`, `-` or
+/// `|`), a level word in any case (`Info`, `warn`, `Error`): in that place
+/// it is a column, not a word of the message.
+fn column_after_timestamp(bytes: &[u8], start: usize, found: &Found) -> Option<Severity> {
+    let leading = tokens(bytes, start)
+        .take_while(|(token_start, _)| *token_start < found.start)
+        .count();
+    if leading > TOKENS_BEFORE_TIMESTAMP {
+        return None;
+    }
+    let is_separator = |token: &[u8]| {
+        token
+            .iter()
+            .all(|byte| matches!(byte, b',' | b'-' | b'|' | b':' | b';'))
+    };
+    let (_, token) = tokens(bytes, found.end)
+        .take(2)
+        .find(|(_, token)| !is_separator(token))?;
+    let mut core = token;
+    while let [b'[' | b'<' | b'(', rest @ ..] = core {
+        core = rest;
+    }
+    while let [rest @ .., b']' | b'>' | b')' | b':' | b',' | b';' | b'|'] = core {
+        core = rest;
+    }
+    Severity::from_word_bytes(core)
 }
 
 /// Logcat threadtime: after the timestamp, `pid tid L tag: …`.
@@ -319,6 +357,95 @@ mod tests {
             "ninth token is too far"
         );
         assert_eq!(in_text("a b c d e f g ERROR"), Some(Severity::Error));
+    }
+
+    fn with_timestamp(line: &str) -> Option<Severity> {
+        let found = crate::parse::timestamp::find(line.as_bytes(), 0, 1_795_000_000_000);
+        find_in_text(line.as_bytes(), 0, found.as_ref())
+    }
+
+    #[test]
+    fn a_level_word_in_any_case_is_the_column_after_a_leading_timestamp() {
+        for (line, expected) in [
+            (
+                "2016-09-28 04:30:30, Info      CBS    Starting initialization.",
+                Severity::Info,
+            ),
+            (
+                "2026-01-02 03:04:05 warn disk almost full",
+                Severity::Warning,
+            ),
+            ("2026-01-02T03:04:05Z Error: cannot bind", Severity::Error),
+            (
+                "2026-01-02 03:04:05,123 | Debug | cache miss",
+                Severity::Debug,
+            ),
+            (
+                "[2026-01-02 03:04:05] Notice server ready",
+                Severity::Notice,
+            ),
+            (
+                "17 2026-01-02 03:04:05 Fatal out of memory",
+                Severity::Critical,
+            ),
+            ("2026/01/02 03:04:05 [Warn] retrying", Severity::Warning),
+        ] {
+            assert_eq!(with_timestamp(line), Some(expected), "{line}");
+        }
+        for line in [
+            // Further into the message, a lower-case word stays a word.
+            "2026-01-02 03:04:05 worker 3: error count is 5",
+            "2026-01-02 03:04:05 Connection info refreshed",
+            // A timestamp in the middle of free text starts no column.
+            "job 42 of user ann ended at 2026-01-02 03:04:05 info sent",
+            "2026-01-02 03:04:05 errors were found",
+        ] {
+            assert_eq!(with_timestamp(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn common_layouts_give_their_level() {
+        for (line, expected) in [
+            // Python logging, default and basicConfig formats.
+            (
+                "2026-01-02 03:04:05,123 - app.db - WARNING - pool exhausted",
+                Some(Severity::Warning),
+            ),
+            ("ERROR:root:connection reset", Some(Severity::Error)),
+            // log4j / logback.
+            (
+                "2026-01-02 03:04:05,123 INFO  [main] o.a.k.Server - started",
+                Some(Severity::Info),
+            ),
+            // Go's log/slog text handler.
+            (
+                "time=2026-01-02T03:04:05.123Z level=WARN msg=\"slow query\" ms=812",
+                Some(Severity::Warning),
+            ),
+            // Rails.
+            (
+                "I, [2026-01-02T03:04:05.123456 #4242]  INFO -- : Started GET \"/\"",
+                Some(Severity::Info),
+            ),
+            // nginx error log.
+            (
+                "2026/01/02 03:04:05 [error] 31#31: *7 open() failed",
+                Some(Severity::Error),
+            ),
+            // PostgreSQL: LOG is not a level; ERROR is.
+            (
+                "2026-01-02 03:04:05.123 UTC [4242] ERROR:  relation \"x\" does not exist",
+                Some(Severity::Error),
+            ),
+            // Windows CBS, mixed case after the timestamp.
+            (
+                "2016-09-28 04:30:31, Warning   CBS    Failed to get session",
+                Some(Severity::Warning),
+            ),
+        ] {
+            assert_eq!(with_timestamp(line), expected, "{line}");
+        }
     }
 
     #[test]
