@@ -29,8 +29,9 @@
 
 mod child;
 pub(crate) mod entry;
+mod resume;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,51 +39,19 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use loghound_shared::{ByteOffset, Event, FileId};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use self::child::{Query, Reader, Report, Start};
 use self::entry::{parse_cursor, Entry};
+pub(crate) use self::resume::is_resume_record;
+use self::resume::{digest_id, State, Unsettled, STATE_VERSION};
 use super::{Source, SourceContext, SourceError, Waker};
 use crate::config::{Input, JournaldInput};
 use crate::metrics::{ErrorNote, Metrics};
 use crate::pipeline::checkpoints::StreamCheckpoint;
 use crate::pipeline::Pipeline;
-use crate::sources::file::fingerprint::hex;
 
 /// The name journald checkpoints are kept under.
 pub(crate) const SOURCE_NAME: &str = "journald";
-/// The format version of the records' state.
-const STATE_VERSION: u32 = 1;
-
-/// What a journald checkpoint records besides its position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum State {
-    /// One sequence-number space's stream.
-    Stream {
-        version: u32,
-        input: String,
-        seqnum_id: String,
-    },
-    /// The input's resume cursor.
-    Resume {
-        version: u32,
-        input: String,
-        after_cursor: Option<String>,
-    },
-}
-
-/// Whether `checkpoint` is a journald input's resume record, which
-/// `status` does not list (it carries no events).
-pub(crate) fn is_resume_record(checkpoint: &StreamCheckpoint) -> bool {
-    checkpoint.source == SOURCE_NAME
-        && matches!(
-            serde_json::from_value::<State>(checkpoint.state.clone()),
-            Ok(State::Resume { .. })
-        )
-}
-
 /// A stream of one sequence-number space.
 #[derive(Debug)]
 struct Stream {
@@ -95,18 +64,6 @@ struct Stream {
     /// Whether a checkpoint was kept for it at start.
     known: bool,
 }
-
-/// Consecutive emitted entries of one stream, not yet settled.
-#[derive(Debug)]
-struct Run {
-    file_id: FileId,
-    end: ByteOffset,
-    cursor: String,
-    entries: u32,
-}
-
-/// Entries per [`Run`] at most.
-const RUN_ENTRIES: u32 = 256;
 
 /// One journald input; see the module docs.
 pub(crate) struct JournaldSource {
@@ -127,19 +84,10 @@ pub(crate) struct JournaldSource {
     /// this realtime (µs) count as shipped.
     skip_unknown_until_us: Option<u64>,
     streams: HashMap<String, Stream>,
-    unsettled: VecDeque<Run>,
+    unsettled: Unsettled,
     reader: Option<Reader>,
     reports: Option<Receiver<Report>>,
     errors: BTreeMap<PathBuf, ErrorNote>,
-}
-
-fn digest_id(parts: &[&str]) -> FileId {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    FileId::new(hex(&hasher.finalize()[..16])).expect("hex digits are a valid file id")
 }
 
 impl JournaldSource {
@@ -183,7 +131,7 @@ impl JournaldSource {
             resume_cursor: None,
             skip_unknown_until_us: None,
             streams: HashMap::new(),
-            unsettled: VecDeque::new(),
+            unsettled: Unsettled::default(),
             reader: None,
             reports: None,
             errors: BTreeMap::new(),
@@ -216,12 +164,12 @@ impl JournaldSource {
     }
 
     fn resume_state(&self) -> serde_json::Value {
-        serde_json::to_value(State::Resume {
+        State::Resume {
             version: STATE_VERSION,
             input: self.name.clone(),
             after_cursor: self.resume_cursor.clone(),
-        })
-        .unwrap_or_default()
+        }
+        .to_value()
     }
 
     /// Where journalctl starts, from the checkpoints (see the module docs).
@@ -315,34 +263,31 @@ impl JournaldSource {
 
     /// The stream of `seqnum_id`, opened in the checkpoints if new.
     fn stream(&mut self, pipeline: &mut Pipeline, seqnum_id: &str) -> &mut Stream {
-        if !self.streams.contains_key(seqnum_id) {
-            let file_id = digest_id(&[SOURCE_NAME, &self.name, seqnum_id]);
-            pipeline.checkpoints_mut().open(StreamCheckpoint {
-                source: SOURCE_NAME.into(),
-                stream_id: file_id.clone(),
-                label: format!("{}/{seqnum_id}", self.name),
-                offset: ByteOffset(0),
-                cursor: None,
-                state: serde_json::to_value(State::Stream {
-                    version: STATE_VERSION,
-                    input: self.name.clone(),
-                    seqnum_id: seqnum_id.to_string(),
-                })
-                .unwrap_or_default(),
-            });
-            self.streams.insert(
-                seqnum_id.to_string(),
+        let name = &self.name;
+        self.streams
+            .entry(seqnum_id.to_string())
+            .or_insert_with(|| {
+                let file_id = digest_id(&[SOURCE_NAME, name, seqnum_id]);
+                pipeline.checkpoints_mut().open(StreamCheckpoint {
+                    source: SOURCE_NAME.into(),
+                    stream_id: file_id.clone(),
+                    label: format!("{name}/{seqnum_id}"),
+                    offset: ByteOffset(0),
+                    cursor: None,
+                    state: State::Stream {
+                        version: STATE_VERSION,
+                        input: name.clone(),
+                        seqnum_id: seqnum_id.to_string(),
+                    }
+                    .to_value(),
+                });
                 Stream {
                     file_id,
                     next: 0,
                     checked: true,
                     known: false,
-                },
-            );
-        }
-        self.streams
-            .get_mut(seqnum_id)
-            .expect("the stream was just inserted")
+                }
+            })
     }
 
     fn take(&mut self, pipeline: &mut Pipeline, entry: Entry) -> Result<(), SourceError> {
@@ -371,7 +316,8 @@ impl JournaldSource {
                 to - from
             ));
         }
-        self.remember(file_id.clone(), ByteOffset(seqnum + 1), &entry.cursor);
+        self.unsettled
+            .remember(&file_id, ByteOffset(seqnum + 1), &entry.cursor);
         if shipped {
             return Ok(());
         }
@@ -417,38 +363,12 @@ impl JournaldSource {
         (event, entry.cursor)
     }
 
-    /// Records an emitted (or skipped) entry in the runs not yet settled.
-    /// A run is cut every [`RUN_ENTRIES`] entries, so that the resume
-    /// cursor moves while entries keep coming.
-    fn remember(&mut self, file_id: FileId, end: ByteOffset, cursor: &str) {
-        match self.unsettled.back_mut() {
-            Some(run) if run.file_id == file_id && run.end <= end && run.entries < RUN_ENTRIES => {
-                run.end = end;
-                run.entries += 1;
-                cursor.clone_into(&mut run.cursor);
-            }
-            _ => self.unsettled.push_back(Run {
-                file_id,
-                end,
-                cursor: cursor.to_string(),
-                entries: 1,
-            }),
-        }
-    }
-
     /// Moves the resume cursor over the settled runs.
     fn advance_resume(&mut self, pipeline: &mut Pipeline) {
-        let mut newest = None;
-        while let Some(run) = self.unsettled.front() {
-            let settled = pipeline
-                .checkpoints()
-                .settled_offset(&run.file_id)
-                .is_some_and(|offset| offset >= run.end);
-            if !settled {
-                break;
-            }
-            newest = self.unsettled.pop_front().map(|run| run.cursor);
-        }
+        let checkpoints = pipeline.checkpoints();
+        let newest = self
+            .unsettled
+            .take_settled(|stream| checkpoints.settled_offset(stream));
         if let Some(cursor) = newest {
             self.resume_cursor = Some(cursor);
             let label = self.name.clone();
