@@ -72,6 +72,18 @@ enum Command {
         #[arg(long)]
         buckets: Option<usize>,
     },
+    /// Compute a table from a query's pipes, like
+    /// `'status:>=500 | stats count(), p99(duration_ms) by (path)'`; prints
+    /// it aligned (or, with `--json`, the API's answer).
+    Stats {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        range: RangeArgs,
+        /// Print the API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Follow new matching lines as they arrive (like `tail -f`) until Ctrl-C.
     Tail {
         #[command(flatten)]
@@ -315,6 +327,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 from: range.from,
                 to: range.to,
                 buckets,
+                ca_file: server.ca_file,
+            })
+        }
+        Command::Stats {
+            client,
+            range,
+            json,
+        } => {
+            let server = client.server.into_server()?;
+            loghound_server::cli::stats::run(&loghound_server::cli::stats::StatsArgs {
+                server: server.url,
+                token: server.token,
+                query: client.query,
+                from: range.from,
+                to: range.to,
+                json,
                 ca_file: server.ca_file,
             })
         }

@@ -141,7 +141,17 @@ pub fn get_search(
     token: Option<&str>,
     params: &[(&str, &str)],
 ) -> Result<Answer, ureq::Error> {
-    let mut request = client().get(format!("{base_url}/api/v1/search"));
+    get_with_params(base_url, "/api/v1/search", token, params)
+}
+
+/// `GET path` with query parameters, whatever the status.
+pub fn get_with_params(
+    base_url: &str,
+    path: &str,
+    token: Option<&str>,
+    params: &[(&str, &str)],
+) -> Result<Answer, ureq::Error> {
+    let mut request = client().get(format!("{base_url}{path}"));
     for (name, value) in params {
         request = request.query(name, value);
     }

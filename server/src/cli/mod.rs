@@ -6,5 +6,6 @@ mod client;
 pub mod histogram;
 pub mod saved;
 pub mod search;
+pub mod stats;
 pub mod tail;
 pub mod tls;

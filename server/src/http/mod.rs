@@ -18,6 +18,7 @@ mod ingest;
 mod params;
 mod search;
 mod session;
+mod stats;
 mod tail;
 mod ui;
 
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use loghound_shared::api::{INGEST_PATH, TAIL_PATH};
+use loghound_shared::api::{INGEST_PATH, STATS_PATH, TAIL_PATH};
 
 pub use self::auth::{RequireAdmin, RequireIngest, RequireRead};
 pub use self::csrf::CSRF_HEADER;
@@ -108,6 +109,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/search", get(search::search))
         .route(TAIL_PATH, get(tail::tail))
         .route("/api/v1/histogram", get(histogram::histogram))
+        .route(STATS_PATH, get(stats::stats))
         .route("/api/v1/context", get(context::context))
         .route(
             "/api/v1/searches",

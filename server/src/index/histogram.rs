@@ -157,12 +157,12 @@ impl Searcher {
 }
 
 /// The oldest and newest time of the matches within search's bounds.
-struct TimeSpan {
-    from_ms: i64,
-    to_ms: i64,
+pub(super) struct TimeSpan {
+    pub(super) from_ms: i64,
+    pub(super) to_ms: i64,
 }
 
-struct TimeSpanSegment {
+pub(super) struct TimeSpanSegment {
     timestamps: Column<DateTime>,
     from_ms: i64,
     to_ms: i64,

@@ -13,6 +13,8 @@
 //! - [`highlight`]: where a hit's message matches the query;
 //! - [`histogram`]: match counts per time bucket;
 //! - [`context`]: the lines around an event in its file.
+//! - [`stats`]: a query's pipes (`| stats …`, `| timechart …`, `| top …`)
+//!   as a table;
 //! - [`tail`]: what matched after a given event, for live tail;
 //! - [`arrivals`]: what matched among the events received in a span, for
 //!   alert rules.
@@ -24,6 +26,7 @@ pub mod histogram;
 pub mod indexer;
 pub mod schema;
 pub mod search;
+pub mod stats;
 pub mod tail;
 
 use std::collections::BTreeMap;
@@ -191,7 +194,18 @@ impl IndexSet {
         };
         let directory =
             MmapDirectory::open(&dir).map_err(|e| open_error(tantivy::TantivyError::from(e)))?;
-        let index = Index::open_or_create(directory, self.schema.clone()).map_err(open_error)?;
+        let exists = Index::exists(&directory).map_err(|e| open_error(e.into()))?;
+        let index = if exists {
+            let index = Index::open(directory).map_err(open_error)?;
+            if !schema::compatible(&index.schema(), &self.schema) {
+                return Err(open_error(tantivy::TantivyError::SchemaError(
+                    "the index's fields are not the ones this server writes".into(),
+                )));
+            }
+            index
+        } else {
+            Index::create(directory, self.schema.clone(), Default::default()).map_err(open_error)?
+        };
         schema::register_analyzers(index.tokenizers());
         let reader: IndexReader = index
             .reader_builder()

@@ -64,6 +64,9 @@ pub fn build() -> (Schema, Fields) {
             .set_tokenizer(KEYWORD_ANALYZER)
             .set_index_option(IndexRecordOption::Basic),
     );
+    // What stats group by is also a fast column, of the value as sent
+    // (not lowercased), so groups show it as it was written.
+    let fast_keyword = keyword.clone().set_fast(None);
     let text = TextOptions::default().set_stored().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(TEXT_ANALYZER)
@@ -74,10 +77,10 @@ pub fn build() -> (Schema, Fields) {
         id: builder.add_u64_field("id", INDEXED | FAST),
         timestamp: builder.add_date_field("timestamp", fast_date.clone()),
         received_at: builder.add_date_field("received_at", fast_date.set_stored()),
-        host: builder.add_text_field("host", keyword.clone()),
-        source: builder.add_text_field("source", keyword.clone()),
-        app: builder.add_text_field("app", keyword.clone()),
-        severity: builder.add_text_field("severity", keyword.clone()),
+        host: builder.add_text_field("host", fast_keyword.clone()),
+        source: builder.add_text_field("source", fast_keyword.clone()),
+        app: builder.add_text_field("app", fast_keyword.clone()),
+        severity: builder.add_text_field("severity", fast_keyword),
         fields: builder.add_json_field(
             "fields",
             JsonObjectOptions::default()
@@ -104,6 +107,24 @@ pub fn build() -> (Schema, Fields) {
         invalid_utf8: builder.add_bool_field("invalid_utf8", INDEXED | STORED),
     };
     (builder.build(), fields)
+}
+
+/// Whether an existing index's schema can be used with [`build`]'s
+/// handles: the same fields, in the same order, of the same types. Options
+/// may differ: indexes written before a field became fast lack only that
+/// column, which stats then read from stored documents.
+pub fn compatible(existing: &Schema, current: &Schema) -> bool {
+    let existing: Vec<_> = existing.fields().collect();
+    let current: Vec<_> = current.fields().collect();
+    existing.len() == current.len()
+        && existing
+            .iter()
+            .zip(&current)
+            .all(|((a_field, a), (b_field, b))| {
+                a_field == b_field
+                    && a.name() == b.name()
+                    && a.field_type().value_type() == b.field_type().value_type()
+            })
 }
 
 /// Registers Loghound's analyzers in a tokenizer manager.

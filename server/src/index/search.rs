@@ -144,6 +144,17 @@ impl Searcher {
         to_ms: Option<i64>,
     ) -> Result<PreparedQuery, SearchError> {
         let query = self.parse(text)?;
+        Ok(self.prepare_query(query, from_ms, to_ms))
+    }
+
+    /// [`Searcher::prepare`] for a query already compiled (the search
+    /// part of a query with pipes).
+    pub(super) fn prepare_query(
+        &self,
+        query: Box<dyn Query>,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+    ) -> PreparedQuery {
         let query = with_time_range(query, self.indexes.fields.timestamp, from_ms, to_ms);
         let searchers = self
             .indexes
@@ -151,7 +162,7 @@ impl Searcher {
             .iter()
             .map(|day| day.reader.searcher())
             .collect();
-        Ok(PreparedQuery { query, searchers })
+        PreparedQuery { query, searchers }
     }
 }
 

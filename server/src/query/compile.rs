@@ -26,8 +26,22 @@ use crate::parse::severity::Severity;
 const PHRASE_PREFIX_MAX_EXPANSIONS: u32 = 1000;
 
 /// Compiles query text into a tantivy query; an empty query matches
-/// everything. The single entry point of the query language.
+/// everything. The single entry point of the query language for what
+/// answers lines (search, histogram, tail, alerts on matches): a query
+/// with pipes is refused at its first `|`.
 pub fn compile(text: &str, fields: &Fields) -> Result<Box<dyn Query>, QueryError> {
+    if let Some(position) = super::pipe::split(text)?.pipe_position {
+        return Err(QueryError::new(
+            "a query with pipes ('| stats …') answers a table, not lines: \
+             run it as stats (GET /api/v1/stats, `loghound stats`)",
+            position,
+        ));
+    }
+    compile_search(text, fields)
+}
+
+/// Compiles the search part of a query (the text before its pipes).
+pub fn compile_search(text: &str, fields: &Fields) -> Result<Box<dyn Query>, QueryError> {
     let Some(expr) = parse(text)? else {
         return Ok(Box::new(AllQuery));
     };

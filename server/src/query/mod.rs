@@ -9,18 +9,24 @@
 //! - [`compile`](mod@compile): the tree → a tantivy query over the day
 //!   index schema, analysing words exactly as the indexer does.
 //!
-//! [`compile()`] is the single entry point. Every malformed query is a
-//! [`QueryError`] with the 0-based character offset of the problem; no
-//! input panics.
+//! After the search, `| stats …`, `| timechart …`, `| top …`, `| sort …`
+//! and `| limit …` turn matches into a table; [`pipe`] parses them.
+//!
+//! [`compile()`] is the single entry point for queries that answer lines.
+//! Every malformed query is a [`QueryError`] with the 0-based character
+//! offset of the problem; no input panics.
 
 pub mod compile;
 pub mod lexer;
 pub mod parser;
+pub mod pipe;
 
 #[cfg(test)]
 mod compile_tests;
+#[cfg(test)]
+mod pipe_tests;
 
-pub use compile::compile;
+pub use compile::{compile, compile_search};
 pub use parser::{parse, Comparison, Expr, ExprKind, Literal, RangeEnd, Term, Value};
 
 /// A malformed query: what is wrong and where.

@@ -4,12 +4,14 @@
 //! - this module: the ingest route and headers, the ingest answer and the
 //!   error body every route answers with;
 //! - [`search`]: search, histogram and context answers and their limits;
+//! - [`stats`]: the table a query's pipes answer;
 //! - [`tail`]: the live tail's route and event shapes;
 //! - [`saved`]: saved searches (`/api/v1/searches`) as the API reads and
 //!   writes them.
 
 pub mod saved;
 pub mod search;
+pub mod stats;
 pub mod tail;
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,7 @@ pub use self::search::{
     DEFAULT_HISTOGRAM_BUCKETS, DEFAULT_SEARCH_LIMIT, MAX_CONTEXT_LINES, MAX_HISTOGRAM_BUCKETS,
     MAX_SEARCH_LIMIT,
 };
+pub use self::stats::{Column, ColumnKind, StatsResponse, STATS_PATH};
 pub use self::tail::{TailDropped, TAIL_EVENT_DROPPED, TAIL_EVENT_HIT, TAIL_PATH};
 
 /// Where agents POST batches.

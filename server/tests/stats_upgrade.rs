@@ -1,0 +1,208 @@
+//! Stats over day indexes written before `host`, `source`, `app` and
+//! `severity` had fast columns: the server opens them as they are and
+//! reads those fields from stored documents, so groups span old and new
+//! days without a re-index.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use loghound_server::config::ServerConfig;
+use loghound_server::http::app;
+use loghound_server::index::schema::register_analyzers;
+use loghound_server::serve::{recover, Recovered};
+use loghound_server::tokens::{create, Scope};
+use loghound_shared::{encode_batch, AgentId, ByteOffset, Event, FileId};
+use serde_json::{json, Value};
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, IndexRecordOption, JsonObjectOptions, Schema,
+    TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
+};
+use tantivy::{doc, DateTime, Index};
+use tower::ServiceExt;
+
+/// 2025-11-20T00:00:00Z.
+const DAY0_MS: i64 = 1_763_596_800_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// The day-index schema of releases before stats: the same fields, with
+/// no fast column on the keyword fields.
+fn schema_before_stats() -> Schema {
+    let mut builder = Schema::builder();
+    let fast_date = DateOptions::default()
+        .set_fast()
+        .set_precision(DateTimePrecision::Milliseconds);
+    let keyword = TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("loghound_keyword")
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    let text = TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("loghound_text")
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    builder.add_u64_field("id", INDEXED | FAST);
+    builder.add_date_field("timestamp", fast_date.clone());
+    builder.add_date_field("received_at", fast_date.set_stored());
+    for name in ["host", "source", "app", "severity"] {
+        builder.add_text_field(name, keyword.clone());
+    }
+    builder.add_json_field(
+        "fields",
+        JsonObjectOptions::default()
+            .set_stored()
+            .set_fast(None)
+            .set_expand_dots_enabled()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("loghound_text")
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+    );
+    builder.add_text_field("message", text);
+    builder.add_json_field(
+        "tags",
+        JsonObjectOptions::default()
+            .set_stored()
+            .set_indexing_options(TextFieldIndexing::default().set_tokenizer("loghound_keyword")),
+    );
+    builder.add_text_field("agent", TextOptions::default().set_stored());
+    builder.add_text_field("file_id", keyword);
+    builder.add_u64_field("offset", FAST | STORED);
+    builder.add_bool_field("truncated", INDEXED | STORED);
+    builder.add_bool_field("invalid_utf8", INDEXED | STORED);
+    builder.build()
+}
+
+/// Writes `hosts` (one document each) into an old-schema index of DAY0.
+fn write_old_day(data_dir: &std::path::Path, hosts: &[&str]) {
+    let dir = data_dir.join("indexes").join("2025-11-20");
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = schema_before_stats();
+    let index = Index::create_in_dir(&dir, schema.clone()).unwrap();
+    register_analyzers(index.tokenizers());
+    let field = |name| schema.get_field(name).unwrap();
+    let mut writer = index.writer_with_num_threads(1, 16 << 20).unwrap();
+    for (i, host) in hosts.iter().enumerate() {
+        let time = DateTime::from_timestamp_millis(DAY0_MS + i as i64 * 1000);
+        writer
+            .add_document(doc!(
+                field("id") => i as u64,
+                field("timestamp") => time,
+                field("received_at") => time,
+                field("host") => *host,
+                field("source") => "/var/log/old.log",
+                field("severity") => "error",
+                field("message") => format!("old line {i} with error"),
+                field("agent") => "old-agent",
+                field("file_id") => "old-file",
+                field("offset") => i as u64 * 10,
+            ))
+            .unwrap();
+    }
+    writer.commit().unwrap();
+}
+
+fn line(host: &str, offset: u64, time_ms: i64) -> Event {
+    let message = format!("new line {offset} with error");
+    Event {
+        file_id: FileId::new("new-file").unwrap(),
+        offset: ByteOffset(offset),
+        end_offset: ByteOffset(offset + message.len() as u64 + 1),
+        host: host.into(),
+        source: "/var/log/new.log".into(),
+        message,
+        read_at_ms: Some(time_ms),
+        tags: BTreeMap::new(),
+        truncated: false,
+        invalid_utf8: false,
+        format: None,
+        fields: Default::default(),
+        severity: None,
+        time_ms: None,
+    }
+}
+
+async fn get(server: &Recovered, token: &str, path_and_query: &str) -> (StatusCode, Value) {
+    let request = Request::get(path_and_query)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app(server.state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_span_days_written_before_and_after_keyword_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    write_old_day(dir.path(), &["Web-1", "Web-1", "db-2"]);
+    let read = create(dir.path(), &[Scope::Read]).unwrap();
+    let config = ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        commit_interval_ms: 100,
+        index_writer_heap_bytes: 16 << 20,
+        index_writer_threads: 1,
+        ..ServerConfig::default()
+    };
+    let server = recover(&config).unwrap();
+
+    // New lines a day later land in a new day index, with fast columns.
+    let events: Vec<Event> = ["Web-1", "cache-3", "cache-3", "cache-3"]
+        .iter()
+        .enumerate()
+        .map(|(i, host)| line(host, i as u64 * 100, DAY0_MS + DAY_MS + i as i64))
+        .collect();
+    let backend = server.state.ingest.clone();
+    tokio::task::spawn_blocking(move || {
+        let body = encode_batch(&events, 3).unwrap();
+        let agent = AgentId::new("new-agent").unwrap();
+        backend.ingest(&agent, DAY0_MS + DAY_MS, &body).unwrap()
+    })
+    .await
+    .unwrap();
+
+    let range = "from=2025-11-19T00:00:00Z&to=2025-11-23T00:00:00Z";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = get(
+            &server,
+            &read,
+            &format!("/api/v1/stats?q=error%20%7C%20stats%20count()%20by%20(host)&{range}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["count"] == 7 || Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        body["rows"],
+        json!([["Web-1", 3], ["cache-3", 3], ["db-2", 1]]),
+        "{body}"
+    );
+    // file_id has no fast column anywhere: stored documents on both days.
+    let (status, body) = get(
+        &server,
+        &read,
+        &format!("/api/v1/stats?q=%7C%20top%205%20by%20file_id,%20source&{range}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["rows"],
+        json!([
+            ["new-file", "/var/log/new.log", 4],
+            ["old-file", "/var/log/old.log", 3]
+        ]),
+        "{body}"
+    );
+}
