@@ -68,6 +68,10 @@ const MIGRATIONS: &[&str] = &[
         error        TEXT
     );
     CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery);",
+    // 3: metric rules: their limit, and the groups firing.
+    "ALTER TABLE alert_rules ADD COLUMN above REAL;
+    ALTER TABLE alert_rules ADD COLUMN below REAL;
+    ALTER TABLE alert_rules ADD COLUMN firing_groups TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// Opens (creating if needed) the metadata database and brings its schema

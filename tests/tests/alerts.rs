@@ -870,3 +870,138 @@ fn a_muted_rule_sends_nothing_and_does_not_replay_after_unmuting() {
         .unwrap()
         .ends_with("(live)"));
 }
+
+/// The value at rank ⌊q × (n − 1)⌋ of the sorted values (docs/QUERY.md).
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((p / 100.0) * (sorted.len() - 1) as f64).floor() as usize]
+}
+
+#[test]
+fn metric_rule_fires_and_resolves_once_per_group_that_crosses() {
+    let s = setup();
+    let receiver = Receiver::start();
+    let line =
+        |path: &str, ms: f64| json!({"msg": "served", "path": path, "duration_ms": ms}).to_string();
+
+    // A metric rule needs a table; a line rule refuses one.
+    let plain = s.save_search("plain", "served");
+    let piped = s.save_search("latency", "served | stats p95(duration_ms) by (path)");
+    for (body, words) in [
+        (
+            json!({"search_id": plain, "kind": "metric", "above": 1}),
+            "needs a saved search with a table",
+        ),
+        (
+            json!({"search_id": piped, "kind": "threshold"}),
+            "has pipes",
+        ),
+    ] {
+        let refused = api_expect(
+            "POST",
+            s.url(),
+            "/api/v1/alerts",
+            &s.admin,
+            Some(&body),
+            400,
+        );
+        assert!(refused.to_string().contains(words), "{body}: {refused}");
+    }
+    let refused = api_expect(
+        "POST",
+        s.url(),
+        "/api/v1/alerts",
+        &s.admin,
+        Some(&json!({"search_id": piped, "kind": "metric"})),
+        400,
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("exactly one of above or below"),
+        "{refused}"
+    );
+
+    let rule = s.create_rule(json!({
+        "search_id": piped,
+        "kind": "metric",
+        "above": 800,
+        "window_secs": 600,
+        "interval_secs": 10,
+        "channels": [{"type": "webhook", "url": receiver.url("/m")}],
+    }));
+    let slow: Vec<f64> = (0..10).map(|i| 900.0 + f64::from(i) * 10.0).collect();
+    let fast: Vec<f64> = (0..10).map(|i| 10.0 + f64::from(i) * 10.0).collect();
+    let mut lines: Vec<String> = slow.iter().map(|ms| line("/slow", *ms)).collect();
+    lines.extend(fast.iter().map(|ms| line("/fast", *ms)));
+    s.write(&lines);
+
+    let fired = receiver.wait_until("the slow path firing", NOTIFY_TIMEOUT, |r| !r.is_empty());
+    let fire = fired[0].json();
+    assert_eq!(fire["event"], "fire", "{fire}");
+    assert_eq!(fire["group"], json!({"path": "/slow"}), "{fire}");
+    assert_eq!(fire["metric"], "p95(duration_ms)", "{fire}");
+    assert_eq!(
+        fire["value"].as_f64(),
+        Some(percentile(&slow, 95.0)),
+        "{fire}"
+    );
+    assert_eq!(fire["condition"], "above 800", "{fire}");
+    assert!(
+        fire["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("path=/slow"),
+        "{fire}"
+    );
+    let state = api_expect(
+        "GET",
+        s.url(),
+        &format!("/api/v1/alerts/{rule}"),
+        &s.admin,
+        None,
+        200,
+    );
+    assert_eq!(state["state"]["status"], "firing", "{state}");
+    assert_eq!(
+        state["state"]["firing_groups"],
+        json!([{"path": "/slow"}]),
+        "{state}"
+    );
+
+    // Still above across two more evaluations: nothing more; the fast
+    // path never crosses.
+    assert_no_more(&receiver, 1, Duration::from_secs(22));
+
+    // Many fast requests on the slow path bring its p95 back under.
+    let recovered: Vec<f64> = (0..200).map(|_| 50.0).collect();
+    s.write(
+        &recovered
+            .iter()
+            .map(|ms| line("/slow", *ms))
+            .collect::<Vec<_>>(),
+    );
+    let all = receiver.wait_until("the slow path resolving", NOTIFY_TIMEOUT, |r| r.len() >= 2);
+    let resolve = all[1].json();
+    assert_eq!(resolve["event"], "resolve", "{resolve}");
+    assert_eq!(resolve["group"], json!({"path": "/slow"}), "{resolve}");
+    let mut after: Vec<f64> = slow.clone();
+    after.extend(&recovered);
+    assert_eq!(
+        resolve["value"].as_f64(),
+        Some(percentile(&after, 95.0)),
+        "{resolve}"
+    );
+    assert_no_more(&receiver, 2, Duration::from_secs(12));
+    let state = api_expect(
+        "GET",
+        s.url(),
+        &format!("/api/v1/alerts/{rule}"),
+        &s.admin,
+        None,
+        200,
+    );
+    assert_eq!(state["state"]["status"], "ok", "{state}");
+    assert!(state["state"].get("firing_groups").is_none(), "{state}");
+}

@@ -8,6 +8,12 @@
 //! count never depends on what is still being indexed. `threshold` and
 //! `absence` rules count what was received within their window.
 //!
+//! `metric` rules run their search's `| stats` table over the lines timed
+//! within the window, every `interval`, and keep the set of groups whose
+//! value crosses the limit: a group entering the set fires, one leaving
+//! it resolves, each with its own notification, stored with the new set
+//! in the same transaction.
+//!
 //! `any` rules are evaluated on every index commit, so the first match
 //! after a quiet spell is reported within about a second of being
 //! searchable; after a notification the rule waits `interval` before the
@@ -26,11 +32,14 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, warn};
 
-use super::model::{Rule, RuleKind, RuleStatus};
-use super::notify::{Notification, NotificationEvent, Sample};
+use loghound_shared::api::{ColumnKind, StatsResponse};
+
+use super::model::{check_kind_and_query, Rule, RuleKind, RuleStatus};
+use super::notify::{GroupValue, Notification, NotificationEvent, Sample};
 use super::store::{Evaluated, Store};
 use crate::index::arrivals::{Arrivals, ArrivalsRequest, ArrivalsSnapshot};
 use crate::index::search::Searcher;
+use crate::index::stats::StatsRequest;
 use crate::index::tail::last_id_of_seq;
 use crate::timeparse::now_ms;
 
@@ -60,6 +69,9 @@ pub struct Runtime {
 /// Longest a tick spends on `threshold` and `absence` rules before it
 /// lets `any` rules run again.
 const WINDOWED_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Most notifications a `metric` rule sends per evaluation.
+pub const MAX_GROUP_NOTIFICATIONS: usize = 20;
 
 /// How often an `any` rule's watermark is written while nothing matches.
 const WATERMARK_PERSIST_MS: i64 = 60_000;
@@ -200,6 +212,26 @@ impl Engine {
                 next_due = Some(now);
                 continue;
             }
+            if rule.kind == RuleKind::Metric {
+                let result = self.metric_table(rule, now);
+                let mut runtime = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+                let entry = runtime.entry(rule.id).or_default();
+                entry.last_evaluated_ms = Some(now);
+                entry.evaluated_through = Some(through);
+                match result {
+                    Ok(table) => {
+                        entry.last_error = None;
+                        drop(runtime);
+                        decided
+                            .push((self.decide_metric(rule, &table, now), rule.channels.clone()));
+                    }
+                    Err(error) => {
+                        debug!(rule = rule.id, %error, "alert rule evaluation failed");
+                        entry.last_error = Some(error);
+                    }
+                }
+                continue;
+            }
             let snapshot = match &mut snapshot {
                 Some(snapshot) => &*snapshot,
                 empty => match self.searcher.arrivals_snapshot() {
@@ -269,7 +301,7 @@ impl Engine {
                 received_from_ms: None,
                 samples: rule.samples as usize,
             },
-            RuleKind::Threshold | RuleKind::Absence => ArrivalsRequest {
+            RuleKind::Threshold | RuleKind::Absence | RuleKind::Metric => ArrivalsRequest {
                 query: rule.query.clone(),
                 after_id: 0,
                 through_id: through,
@@ -305,14 +337,16 @@ impl Engine {
                 )
             })
         };
-        let evaluated = |status, watermark_id, next_eval_ms, notification| Evaluated {
-            rule_id: rule.id,
-            version: rule.version,
-            status,
-            watermark_id,
-            next_eval_ms,
-            notification,
-        };
+        let evaluated =
+            |status, watermark_id, next_eval_ms, notification: Option<Notification>| Evaluated {
+                rule_id: rule.id,
+                version: rule.version,
+                status,
+                watermark_id,
+                next_eval_ms,
+                firing_groups: Vec::new(),
+                notifications: notification.into_iter().collect(),
+            };
         match rule.kind {
             RuleKind::Any => {
                 if arrivals.count == 0 {
@@ -336,7 +370,7 @@ impl Engine {
                 };
                 Some(evaluated(RuleStatus::Ok, through, next, notification))
             }
-            RuleKind::Threshold | RuleKind::Absence => {
+            RuleKind::Threshold | RuleKind::Absence | RuleKind::Metric => {
                 let from = request.received_from_ms.unwrap_or(now);
                 let next = now.saturating_add(interval_ms);
                 let crossing = match rule.kind {
@@ -368,6 +402,125 @@ impl Engine {
                     notification,
                 ))
             }
+        }
+    }
+}
+
+impl Engine {
+    /// A `metric` rule's table over the lines timed within its window.
+    fn metric_table(&self, rule: &Rule, now: i64) -> Result<StatsResponse, String> {
+        check_kind_and_query(rule.kind, &rule.query)?;
+        let request = StatsRequest {
+            query: rule.query.clone(),
+            from_ms: Some(now.saturating_sub(window_ms(rule))),
+            to_ms: Some(now),
+        };
+        self.searcher.stats(&request).map_err(|e| e.to_string())
+    }
+
+    /// Which groups of a `metric` rule fire and resolve: a group fires
+    /// when its value (the table's first aggregate column) crosses the
+    /// limit, and resolves when it no longer does (or has no value in the
+    /// window). One notification per group that changes, at most
+    /// [`MAX_GROUP_NOTIFICATIONS`] per evaluation; groups past that are
+    /// announced by the next evaluations.
+    fn decide_metric(&self, rule: &Rule, table: &StatsResponse, now: i64) -> Evaluated {
+        type Group = serde_json::Map<String, serde_json::Value>;
+        let muted = rule.muted_until_ms.is_some_and(|until| until > now);
+        let from = now.saturating_sub(window_ms(rule));
+        let groups: Vec<(usize, &str)> = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.kind == ColumnKind::Group)
+            .map(|(i, c)| (i, c.name.as_str()))
+            .collect();
+        let metric = table
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.kind == ColumnKind::Aggregate);
+        let crosses = |value: f64| match (rule.above, rule.below) {
+            (Some(above), _) => value > above,
+            (None, Some(below)) => value < below,
+            (None, None) => false,
+        };
+        let mut values: Vec<(Group, Option<f64>)> = Vec::with_capacity(table.rows.len());
+        for row in &table.rows {
+            let group: Group = groups
+                .iter()
+                .map(|(i, name)| ((*name).to_owned(), row.get(*i).cloned().unwrap_or_default()))
+                .collect();
+            let value = metric
+                .and_then(|(i, _)| row.get(i))
+                .and_then(serde_json::Value::as_f64);
+            values.push((group, value));
+        }
+        let metric_name = metric.map_or_else(String::new, |(_, c)| c.name.clone());
+        let notify = |event, group: &Group, value: Option<f64>| {
+            Notification::new(
+                rule,
+                event,
+                table.count,
+                from,
+                now,
+                Vec::new(),
+                &self.public_url.get(),
+                now,
+            )
+            .for_group(
+                rule,
+                GroupValue {
+                    group: group.clone(),
+                    metric: metric_name.clone(),
+                    value,
+                },
+            )
+        };
+        let mut notifications = Vec::new();
+        let mut firing: Vec<Group> = Vec::new();
+        for previous in &rule.state.firing_groups {
+            let value = values
+                .iter()
+                .find(|(g, _)| g == previous)
+                .and_then(|(_, v)| *v);
+            if value.is_some_and(crosses) {
+                firing.push(previous.clone());
+            } else if notifications.len() < MAX_GROUP_NOTIFICATIONS {
+                notifications.push(notify(NotificationEvent::Resolve, previous, value));
+            } else {
+                // Announced by a later evaluation.
+                firing.push(previous.clone());
+            }
+        }
+        for (group, value) in &values {
+            let Some(value) = value.filter(|v| crosses(*v)) else {
+                continue;
+            };
+            if firing.contains(group) || rule.state.firing_groups.contains(group) {
+                continue;
+            }
+            if notifications.len() >= MAX_GROUP_NOTIFICATIONS {
+                break;
+            }
+            notifications.push(notify(NotificationEvent::Fire, group, Some(value)));
+            firing.push(group.clone());
+        }
+        if muted {
+            notifications.clear();
+        }
+        Evaluated {
+            rule_id: rule.id,
+            version: rule.version,
+            status: if firing.is_empty() {
+                RuleStatus::Ok
+            } else {
+                RuleStatus::Firing
+            },
+            watermark_id: rule.state.watermark_id,
+            next_eval_ms: now.saturating_add((rule.interval_secs as i64).saturating_mul(1000)),
+            firing_groups: firing,
+            notifications,
         }
     }
 }

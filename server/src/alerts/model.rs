@@ -6,6 +6,8 @@
 use loghound_shared::api::SavedSearchInput;
 use serde::{Deserialize, Serialize};
 
+use crate::query::pipe::Stage;
+
 /// Evaluation intervals a rule may use, in seconds: 10 s, 1 min, 10 min,
 /// 1 h, 1 day.
 pub const INTERVALS_SECS: &[u64] = &[10, 60, 600, 3600, 86_400];
@@ -19,6 +21,33 @@ pub const MAX_CHANNELS: usize = 10;
 pub const MAX_EMAIL_RECIPIENTS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_QUERY_BYTES: usize = 8 << 10;
+
+/// Whether a rule of `kind` can run `query`: a `metric` rule needs a
+/// `| stats` (or `| top`) table, the others answer lines and take no
+/// pipes.
+pub fn check_kind_and_query(kind: RuleKind, query: &str) -> Result<(), String> {
+    let piped = crate::query::pipe::split(query).map_err(|e| format!("query: {e}"))?;
+    let table = piped.stages.first();
+    match (kind, table) {
+        (RuleKind::Metric, Some(Stage::Stats(_) | Stage::Top { .. })) => Ok(()),
+        (RuleKind::Metric, Some(Stage::Timechart { .. })) => Err(
+            "kind: a metric rule compares a | stats table, not a timechart: \
+             use | stats AGG by (…)"
+                .into(),
+        ),
+        (RuleKind::Metric, _) => Err(
+            "kind: a metric rule needs a saved search with a table, like \
+             `status:>=500 | stats p95(duration_ms) by (path)`"
+                .into(),
+        ),
+        (_, None) => Ok(()),
+        (_, Some(_)) => Err(format!(
+            "kind: a {} rule counts lines, and this search's query has pipes; \
+             use kind metric",
+            kind.name()
+        )),
+    }
+}
 
 /// Checks a saved search's fields; the query's syntax is checked by the
 /// caller, which has the query compiler.
@@ -58,6 +87,9 @@ pub enum RuleKind {
     Threshold,
     /// No match arrived within the window.
     Absence,
+    /// A value of the search's `| stats` table, per group, crossed a
+    /// limit (`above` or `below`) over the window of event time.
+    Metric,
 }
 
 impl RuleKind {
@@ -67,6 +99,7 @@ impl RuleKind {
             RuleKind::Any => "any",
             RuleKind::Threshold => "threshold",
             RuleKind::Absence => "absence",
+            RuleKind::Metric => "metric",
         }
     }
 
@@ -76,6 +109,7 @@ impl RuleKind {
             "any" => Some(RuleKind::Any),
             "threshold" => Some(RuleKind::Threshold),
             "absence" => Some(RuleKind::Absence),
+            "metric" => Some(RuleKind::Metric),
             _ => None,
         }
     }
@@ -222,6 +256,12 @@ pub struct RuleInput {
     /// Matches that make a `threshold` rule fire.
     #[serde(default = "default_threshold")]
     pub threshold: u64,
+    /// A `metric` rule fires for a group whose value is above this.
+    #[serde(default)]
+    pub above: Option<f64>,
+    /// A `metric` rule fires for a group whose value is below this.
+    #[serde(default)]
+    pub below: Option<f64>,
     /// Sample lines per notification.
     #[serde(default = "default_samples")]
     pub samples: u32,
@@ -275,6 +315,18 @@ impl RuleInput {
         if self.kind == RuleKind::Threshold && self.threshold == 0 {
             return Err("threshold: must be at least 1".into());
         }
+        match (self.kind, self.above, self.below) {
+            (RuleKind::Metric, Some(limit), None) | (RuleKind::Metric, None, Some(limit)) => {
+                if !limit.is_finite() {
+                    return Err("above/below: must be a finite number".into());
+                }
+            }
+            (RuleKind::Metric, _, _) => {
+                return Err("a metric rule needs exactly one of above or below".into())
+            }
+            (_, None, None) => {}
+            (_, _, _) => return Err("above/below: only metric rules take them".into()),
+        }
         if self.samples > MAX_SAMPLES {
             return Err(format!("samples: at most {MAX_SAMPLES}"));
         }
@@ -306,10 +358,14 @@ impl RuleStatus {
 }
 
 /// A rule's evaluation state.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RuleState {
-    /// Firing or not.
+    /// Firing or not (a `metric` rule: whether any group is).
     pub status: RuleStatus,
+    /// A `metric` rule's firing groups: each the group columns' values
+    /// by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub firing_groups: Vec<serde_json::Map<String, serde_json::Value>>,
     /// Event id evaluated through: `any` rules count only ids above it.
     #[serde(skip)]
     pub watermark_id: u64,
@@ -356,6 +412,12 @@ pub struct Rule {
     pub window_secs: u64,
     /// See [`RuleInput::threshold`].
     pub threshold: u64,
+    /// See [`RuleInput::above`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// See [`RuleInput::below`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
     /// See [`RuleInput::samples`].
     pub samples: u32,
     /// See [`RuleInput::enabled`].
@@ -411,6 +473,7 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         rule(r#"{"search_id": 1, "kind": "any"}"#).unwrap();
+        rule(r#"{"search_id": 1, "kind": "metric", "above": 800}"#).unwrap();
     }
 
     #[test]
@@ -437,6 +500,18 @@ mod tests {
                 "http:// or https://",
             ),
             (r#"{"search_id":1,"kind":"sometimes"}"#, "unknown variant"),
+            (
+                r#"{"search_id":1,"kind":"metric"}"#,
+                "exactly one of above or below",
+            ),
+            (
+                r#"{"search_id":1,"kind":"metric","above":1,"below":2}"#,
+                "exactly one of above or below",
+            ),
+            (
+                r#"{"search_id":1,"kind":"threshold","above":5}"#,
+                "only metric rules",
+            ),
             (
                 r#"{"search_id":1,"kind":"any","colour":"red"}"#,
                 "unknown field",

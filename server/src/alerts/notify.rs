@@ -120,6 +120,30 @@ pub struct Notification {
     pub link: String,
     /// When it was decided, ms.
     pub created_at_ms: i64,
+    /// A `metric` rule's group, the group columns' values by name (empty
+    /// for a table without `by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A `metric` rule's column compared, like `p95(duration_ms)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// The group's value; absent when it had none in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// A `metric` rule's limit: `above 800`, `below 5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+}
+
+/// A `metric` rule's group and value, for [`Notification::for_group`].
+#[derive(Debug, Clone)]
+pub struct GroupValue {
+    /// The group columns' values by name.
+    pub group: serde_json::Map<String, serde_json::Value>,
+    /// The column compared.
+    pub metric: String,
+    /// Its value, if the group had one.
+    pub value: Option<f64>,
 }
 
 impl Notification {
@@ -152,7 +176,48 @@ impl Notification {
             samples,
             link: search_link(public_url, &rule.query, from_ms, to_ms),
             created_at_ms: now_ms,
+            group: None,
+            metric: None,
+            value: None,
+            condition: None,
         }
+    }
+
+    /// This notification about one group of a `metric` rule.
+    pub fn for_group(mut self, rule: &Rule, group: GroupValue) -> Self {
+        self.group = Some(group.group);
+        self.metric = Some(group.metric);
+        self.value = group.value;
+        self.condition = match (rule.above, rule.below) {
+            (Some(above), _) => Some(format!("above {}", number_text(above))),
+            (None, Some(below)) => Some(format!("below {}", number_text(below))),
+            (None, None) => None,
+        };
+        self
+    }
+
+    /// `path=/api, host=web1`; `all lines` for a table without groups.
+    fn group_text(&self) -> String {
+        match &self.group {
+            Some(group) if !group.is_empty() => group
+                .iter()
+                .map(|(name, value)| match value {
+                    serde_json::Value::String(s) => format!("{name}={s}"),
+                    other => format!("{name}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => "all lines".into(),
+        }
+    }
+
+    fn metric_text(&self) -> String {
+        let value = self.value.map_or("no value".into(), number_text);
+        format!(
+            "{} = {value} for {}",
+            self.metric.as_deref().unwrap_or("value"),
+            self.group_text()
+        )
     }
 
     /// One line saying what happened, for subjects and chat.
@@ -167,6 +232,16 @@ impl Notification {
                     self.count
                 )
             }
+            (NotificationEvent::Resolve, RuleKind::Metric) => format!(
+                "resolved: {name}: {}, no longer {} (last {window})",
+                self.metric_text(),
+                self.condition.as_deref().unwrap_or("crossing")
+            ),
+            (NotificationEvent::Fire, RuleKind::Metric) => format!(
+                "{name}: {}, {} (last {window})",
+                self.metric_text(),
+                self.condition.as_deref().unwrap_or("crossing")
+            ),
             (NotificationEvent::Resolve, _) => format!(
                 "resolved: {name}: {} {} in the last {window}, below {}",
                 self.count,
@@ -264,6 +339,10 @@ impl Notification {
             },
             "search": { "id": self.search_id, "name": self.search_name, "query": self.query },
             "count": self.count,
+            "group": self.group,
+            "metric": self.metric,
+            "value": self.value,
+            "condition": self.condition,
             "window": { "from": rfc3339(self.from_ms), "to": rfc3339(self.to_ms) },
             "events": self.samples,
             "link": self.link,
@@ -322,6 +401,15 @@ impl Notification {
             "min_id": ids.last().copied().unwrap_or("0"),
             "frequency": self.window_secs.map(human_duration).unwrap_or_else(|| "continuous".into()),
         })
+    }
+}
+
+/// A number as people write it: `800`, `812.5`.
+fn number_text(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
     }
 }
 

@@ -29,6 +29,10 @@ fn notification(kind: RuleKind, event: NotificationEvent) -> Notification {
         }],
         link: "http://loghound/?q=status".into(),
         created_at_ms: 1_700_000_300_500,
+        group: None,
+        metric: None,
+        value: None,
+        condition: None,
     }
 }
 

@@ -21,7 +21,7 @@ use super::auth::{RequireAdmin, RequireRead};
 use super::extract::{ApiJson, ApiQuery, PathId};
 use super::params::bounded_count;
 use super::{AppError, AppState};
-use crate::alerts::model::{validate_search, Channel, Rule, RuleInput};
+use crate::alerts::model::{check_kind_and_query, validate_search, Channel, Rule, RuleInput};
 use crate::alerts::notify::{Notification, NotificationEvent};
 use crate::alerts::store::{Store, StoreError};
 use crate::timeparse::now_ms;
@@ -39,12 +39,15 @@ async fn check_search(state: &AppState, input: &SavedSearchInput) -> Result<(), 
     validate_search(input).map_err(AppError::bad_request)?;
     let searcher = state.searcher.clone();
     let query = input.query.clone();
-    tokio::task::spawn_blocking(move || searcher.check_query(&query)).await??;
+    tokio::task::spawn_blocking(move || searcher.check_query_with_pipes(&query)).await??;
     Ok(())
 }
 
-fn check_rule(state: &AppState, input: &RuleInput) -> Result<(), AppError> {
+async fn check_rule(state: &AppState, input: &RuleInput) -> Result<(), AppError> {
     input.validate().map_err(AppError::bad_request)?;
+    let search_id = input.search_id;
+    let search = blocking(&state.alerts.store, move |s| s.get_search(search_id)).await?;
+    check_kind_and_query(input.kind, &search.query).map_err(AppError::bad_request)?;
     let wants_email = input
         .channels
         .iter()
@@ -136,7 +139,7 @@ pub(super) async fn create_rule(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<RuleInput>,
 ) -> Result<impl IntoResponse, AppError> {
-    check_rule(&state, &input)?;
+    check_rule(&state, &input).await?;
     let watermark = state.alerts.engine.through_id();
     let rule = blocking(&state.alerts.store, move |s| {
         s.create_rule(&input, watermark, now_ms())
@@ -161,7 +164,7 @@ pub(super) async fn update_rule(
     PathId(id): PathId,
     ApiJson(input): ApiJson<RuleInput>,
 ) -> Result<impl IntoResponse, AppError> {
-    check_rule(&state, &input)?;
+    check_rule(&state, &input).await?;
     let rule = blocking(&state.alerts.store, move |s| s.update_rule(id, &input)).await?;
     state.alerts.engine.rules_changed.notify_one();
     Ok(Json(with_runtime(&state, rule)))

@@ -48,6 +48,14 @@ impl Searcher {
         self.prepare(query, None, None).map(drop)
     }
 
+    /// Checks a query that may have pipes (a saved search): the pipes'
+    /// syntax and the search part's.
+    pub fn check_query_with_pipes(&self, query: &str) -> Result<(), SearchError> {
+        let piped = crate::query::pipe::split(query)?;
+        crate::query::compile_search(piped.search, &self.indexes().fields)?;
+        Ok(())
+    }
+
     /// The first `limit` matches of `query` with `after_id < id <=
     /// through_id`, by ascending id. `through_id` keeps a page to what the
     /// indexer has reported committed: a commit reloads one day after the

@@ -24,13 +24,17 @@ pub struct Evaluated {
     pub watermark_id: u64,
     /// Next evaluation, ms.
     pub next_eval_ms: i64,
-    /// The notification to send, if any.
-    pub notification: Option<Notification>,
+    /// A `metric` rule's firing groups after the evaluation.
+    pub firing_groups: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The notifications to send (a `metric` rule: one per group that
+    /// fired or resolved).
+    pub notifications: Vec<Notification>,
 }
 
 const RULE_COLUMNS: &str = "r.id, r.search_id, r.name, s.query, s.name, r.kind, r.interval_secs,
     r.window_secs, r.threshold, r.samples, r.enabled, r.muted_until_ms, r.channels, r.created_at,
-    r.version, r.status, r.watermark_id, r.next_eval_ms, r.last_fired_ms";
+    r.version, r.status, r.watermark_id, r.next_eval_ms, r.last_fired_ms, r.above, r.below,
+    r.firing_groups";
 
 impl Store {
     /// Creates a rule. `watermark_id` is the newest committed event id: a
@@ -47,8 +51,8 @@ impl Store {
         let name = input.name.clone().unwrap_or(search.name);
         tx.execute(
             "INSERT INTO alert_rules (search_id, name, kind, interval_secs, window_secs, threshold,
-                samples, enabled, muted_until_ms, channels, created_at, watermark_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                samples, enabled, muted_until_ms, channels, created_at, watermark_id, above, below)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 input.search_id,
                 name,
@@ -62,6 +66,8 @@ impl Store {
                 channels_json(&input.channels),
                 now_ms,
                 watermark_id as i64,
+                input.above,
+                input.below,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -100,11 +106,17 @@ impl Store {
         let changed = tx.execute(
             "UPDATE alert_rules SET search_id = ?2, name = ?3, kind = ?4, interval_secs = ?5,
                 window_secs = ?6, threshold = ?7, samples = ?8, enabled = ?9,
-                muted_until_ms = ?10, channels = ?11, version = version + 1,
+                muted_until_ms = ?10, channels = ?11, above = ?12, below = ?13,
+                version = version + 1,
                 status = CASE WHEN search_id = ?2 AND kind = ?4 AND window_secs = ?6
-                    AND threshold = ?7 THEN status ELSE 'ok' END,
+                    AND threshold = ?7 AND above IS ?12 AND below IS ?13
+                    THEN status ELSE 'ok' END,
+                firing_groups = CASE WHEN search_id = ?2 AND kind = ?4 AND window_secs = ?6
+                    AND threshold = ?7 AND above IS ?12 AND below IS ?13
+                    THEN firing_groups ELSE '[]' END,
                 next_eval_ms = CASE WHEN search_id = ?2 AND kind = ?4 AND window_secs = ?6
-                    AND threshold = ?7 THEN next_eval_ms ELSE 0 END
+                    AND threshold = ?7 AND above IS ?12 AND below IS ?13
+                    THEN next_eval_ms ELSE 0 END
              WHERE id = ?1",
             params![
                 id,
@@ -118,6 +130,8 @@ impl Store {
                 input.enabled,
                 input.muted_until_ms,
                 channels_json(&input.channels),
+                input.above,
+                input.below,
             ],
         )?;
         if changed == 0 {
@@ -155,7 +169,8 @@ impl Store {
         {
             let mut update = tx.prepare_cached(
                 "UPDATE alert_rules SET status = ?3, watermark_id = ?4, next_eval_ms = ?5,
-                    last_fired_ms = CASE WHEN ?6 THEN ?7 ELSE last_fired_ms END
+                    last_fired_ms = CASE WHEN ?6 THEN ?7 ELSE last_fired_ms END,
+                    firing_groups = ?8
                  WHERE id = ?1 AND version = ?2",
             )?;
             for (evaluated, channels) in evaluations {
@@ -165,13 +180,14 @@ impl Store {
                     evaluated.status.name(),
                     evaluated.watermark_id as i64,
                     evaluated.next_eval_ms,
-                    evaluated.notification.is_some(),
+                    !evaluated.notifications.is_empty(),
                     now_ms,
+                    serde_json::to_string(&evaluated.firing_groups).unwrap_or_else(|_| "[]".into()),
                 ])?;
                 if changed == 0 {
                     continue;
                 }
-                if let Some(notification) = &evaluated.notification {
+                for notification in &evaluated.notifications {
                     queued += enqueue(&tx, notification, channels, now_ms)?.len();
                 }
             }
@@ -202,6 +218,7 @@ fn rule_from_row(row: &Row<'_>) -> rusqlite::Result<Rule> {
     let kind: String = row.get(5)?;
     let channels: String = row.get(12)?;
     let status: String = row.get(15)?;
+    let firing_groups: String = row.get(21)?;
     Ok(Rule {
         id: row.get(0)?,
         search_id: row.get(1)?,
@@ -212,6 +229,8 @@ fn rule_from_row(row: &Row<'_>) -> rusqlite::Result<Rule> {
         interval_secs: row.get(6)?,
         window_secs: row.get(7)?,
         threshold: row.get(8)?,
+        above: row.get(19)?,
+        below: row.get(20)?,
         samples: row.get(9)?,
         enabled: row.get(10)?,
         muted_until_ms: row.get(11)?,
@@ -224,6 +243,7 @@ fn rule_from_row(row: &Row<'_>) -> rusqlite::Result<Rule> {
             } else {
                 RuleStatus::Ok
             },
+            firing_groups: serde_json::from_str(&firing_groups).unwrap_or_default(),
             watermark_id: row.get::<_, i64>(16)? as u64,
             next_eval_ms: row.get(17)?,
             last_fired_ms: row.get(18)?,
