@@ -1,7 +1,9 @@
 // Drives Loghound's web UI in headless Chromium against a real server fed
 // by a real agent (started by tests/tests/web_ui.rs), saved searches and
 // alerts included, with webhooks going to a real receiver. Expectations
-// come from the watched log file itself, read here, never from the server.
+// come from the watched log file itself, read here, never from the server;
+// the tables and charts of queries with pipes are checked cell by cell
+// against what the stats API answers for the same query and range.
 //
 // Environment:
 //   LOGHOUND_URL           the server, http://127.0.0.1:PORT
@@ -113,6 +115,79 @@ async function screenshot(page, name) {
   if (!SHOTS) return;
   fs.mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+// ---- the stats oracle: the API itself ------------------------------------
+
+// The stats API's answer for `query` over [from, to), asked with the token.
+async function apiStats(query, from, to) {
+  const url = `${BASE}/api/v1/stats?${new URLSearchParams({ q: query, from, to })}`;
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  const body = await response.json();
+  expect(response.ok, `the stats API answers ${JSON.stringify(query)}: HTTP ${response.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+// Runs `run` (a search on the page) and returns what the page last asked
+// the stats API ({q, from, to}) and the paths of every API request made.
+async function statsSearch(page, run) {
+  const urls = [];
+  const onRequest = (r) => { if (new URL(r.url()).pathname.startsWith('/api/')) urls.push(new URL(r.url())); };
+  page.on('request', onRequest);
+  try {
+    await run();
+  } finally {
+    page.off('request', onRequest);
+  }
+  const asked = urls.filter((url) => url.pathname === '/api/v1/stats').pop();
+  expect(asked, `the page asked the stats API; it asked ${JSON.stringify(urls.map((u) => u.pathname))}`);
+  const params = Object.fromEntries(['q', 'from', 'to'].map((name) => [name, asked.searchParams.get(name)]));
+  return { ...params, paths: urls.map((url) => url.pathname) };
+}
+
+// The table as shown: header names and kinds, and per cell its text, the
+// `datetime` of a time cell and whether it is right-aligned.
+const shownTable = (page) => page.$eval('#stats-table', (table) => ({
+  columns: [...table.querySelectorAll('thead th')].map((th) => ({ name: th.textContent, kind: th.dataset.kind })),
+  rows: [...table.querySelectorAll('tbody tr')].map((tr) => [...tr.cells].map((td) => ({
+    text: td.textContent,
+    datetime: td.querySelector('time') ? td.querySelector('time').getAttribute('datetime') : null,
+    right: getComputedStyle(td).textAlign === 'right',
+  }))),
+}));
+
+// Whether a cell's text shows `value`: numbers (thousands separated, at
+// most three decimals or three significant digits) right-aligned, null as a
+// dash, a bucket's time as its `datetime`.
+function cellShows(cell, value, kind) {
+  if (value === null) return cell.text === '—' || cell.text === '-';
+  if (kind === 'time') return cell.datetime === value && !Number.isNaN(Date.parse(cell.text.replace(' ', 'T')));
+  if (typeof value === 'number') {
+    const shown = Number(cell.text.replace(/,/g, ''));
+    const tolerance = Number.isInteger(value) ? 0 : Math.max(0.0005, Math.abs(value) * 0.005);
+    return cell.right && Math.abs(shown - value) <= tolerance;
+  }
+  return cell.text === String(value);
+}
+
+// Every header and cell of the shown table against the API's answer.
+async function expectTableOf(page, answer, what) {
+  const shown = await shownTable(page);
+  expectEqual(shown.columns, answer.columns.map(({ name, kind }) => ({ name, kind })), `${what}: columns`);
+  expectEqual(shown.rows.length, answer.rows.length, `${what}: rows`);
+  answer.rows.forEach((row, r) => {
+    expectEqual(shown.rows[r].length, row.length, `${what}: cells in row ${r}`);
+    row.forEach((value, c) => {
+      const cell = shown.rows[r][c];
+      expect(cellShows(cell, value, answer.columns[c].kind),
+        `${what}: row ${r} column ${JSON.stringify(answer.columns[c].name)} shows ${JSON.stringify(cell)}, the API answers ${JSON.stringify(value)}`);
+    });
+  });
+  expectEqual([await page.getAttribute('#count', 'data-count'), await page.getAttribute('#count', 'data-groups')],
+    [String(answer.count), String(answer.groups)], `${what}: count and groups`);
+  const countText = await page.textContent('#count');
+  expect(countText.includes(answer.count.toLocaleString('en-US')) && countText.includes(answer.groups.toLocaleString('en-US')),
+    `${what}: the count shows ${answer.count} matches and ${answer.groups} groups, saw ${JSON.stringify(countText)}`);
 }
 
 // ---- questions to the test -----------------------------------------------
@@ -281,6 +356,146 @@ check('a bad query shows the server\'s error at its position', async ({ page }) 
   expectEqual(await page.getAttribute('#q', 'aria-invalid'), 'true', 'the box is marked invalid');
 });
 
+check('a query with pipes shows the table the stats API answers, with the range in the URL', async ({ page }) => {
+  const query = '| stats count(), count_distinct(host), avg(status) by (severity, app) | sort count() desc';
+  const asked = await statsSearch(page, () => search(page, query));
+  expectEqual(asked.q, query, 'the query sent to the stats API');
+  expect(!asked.paths.includes('/api/v1/search') && !asked.paths.includes('/api/v1/histogram'),
+    `a pipe query asks only the stats API, saw ${JSON.stringify(asked.paths)}`);
+  const answer = await apiStats(query, asked.from, asked.to);
+  expect(answer.rows.length > 1, `the API has rows for ${query}: ${JSON.stringify(answer)}`);
+  await expectTableOf(page, answer, query);
+  expect(await page.isVisible('#stats-table') && await page.isHidden('#histogram') && await page.isHidden('#results'),
+    'the table replaces the histogram and the lines');
+  expect(await page.isHidden('#stats-chart'), 'no chart without a time column');
+  const url = new URL(page.url());
+  expectEqual([url.searchParams.get('q'), url.searchParams.get('range')], [query, '1h'], 'the URL holds the query and range');
+  await screenshot(page, 'stats');
+
+  // A shared link with a custom range: the same table over that span.
+  const from = new Date(Date.now() - 5 * 60 * 1000).toISOString();
+  const to = new Date().toISOString();
+  const link = `${BASE}/?${new URLSearchParams({ q: query, from, to })}`;
+  const linked = await statsSearch(page, async () => { await page.goto(link); await waitSearchDone(page); });
+  expectEqual([linked.from, linked.to].map(Date.parse), [from, to].map(Date.parse), 'the range the link asks for');
+  expectEqual(await page.inputValue('#q'), query, 'query from the link');
+  expectEqual(await page.inputValue('#range'), 'custom', 'range picker');
+  const narrower = await apiStats(query, linked.from, linked.to);
+  expect(narrower.count < answer.count, `the last 5 minutes match fewer lines (${narrower.count}) than the hour (${answer.count})`);
+  await expectTableOf(page, narrower, `${query} over the link's range`);
+
+  // top: rows cut by the pipe, said beside the table.
+  const top = '| top 2 by severity';
+  await page.selectOption('#range', '1h');
+  await waitSearchDone(page);
+  const topAsked = await statsSearch(page, () => search(page, top));
+  const topAnswer = await apiStats(top, topAsked.from, topAsked.to);
+  expect(topAnswer.groups > topAnswer.rows.length, `top cuts the groups: ${JSON.stringify(topAnswer)}`);
+  await expectTableOf(page, topAnswer, top);
+  expect((await page.textContent('#stats-note')).includes(`Showing ${topAnswer.rows.length} of ${topAnswer.groups} groups`),
+    `the note says how many groups are shown, saw ${JSON.stringify(await page.textContent('#stats-note'))}`);
+});
+
+check('a timechart draws one line per series; the legend and the table agree with the API', async ({ page }) => {
+  const query = 'api OR payments | timechart span=1m count() by (severity)';
+  const asked = await statsSearch(page, () => search(page, query));
+  const answer = await apiStats(query, asked.from, asked.to);
+  await expectTableOf(page, answer, query);
+  const time = answer.columns.findIndex((c) => c.kind === 'time');
+  const value = answer.columns.findIndex((c) => c.kind === 'aggregate');
+  const groups = answer.columns.flatMap((c, i) => (c.kind === 'group' ? [i] : []));
+  expect(time === 0 && value > 0 && groups.length === 1, `a time column, a group and an aggregate: ${JSON.stringify(answer.columns)}`);
+  // The series as the API's rows make them: per group value, in order of
+  // first appearance, with (bucket time, value) points.
+  const series = new Map();
+  for (const row of answer.rows) {
+    const label = groups.map((i) => (row[i] === null ? '—' : String(row[i]))).join(', ');
+    if (!series.has(label)) series.set(label, []);
+    series.get(label).push([Date.parse(row[time]), row[value]]);
+  }
+  expect(series.size > 1, `several series: ${[...series.keys()]}`);
+  expect(await page.isVisible('#stats-plot svg'), 'the chart is shown');
+  const legend = await page.$$eval('#stats-legend li[data-series]', (items) => items.map((i) => i.textContent));
+  expectEqual(legend, [...series.keys()], 'legend');
+  const paths = await page.$$eval('#stats-plot svg path.series', (els) => els.map((p) => ({ series: p.dataset.series, d: p.getAttribute('d') })));
+  expectEqual(paths.length, series.size, 'one path per series');
+  expectEqual(paths.map((p) => p.series), [...series.keys()], 'the series of the paths');
+  // Each path passes through its series' values, oldest first, on one
+  // linear value scale shared by all paths.
+  const drawn = [];
+  for (const { series: label, d } of paths) {
+    const points = [...d.matchAll(/[ML]\s*(-?[\d.]+)[ ,](-?[\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    const wanted = series.get(label).sort((a, b) => a[0] - b[0]).filter(([, v]) => typeof v === 'number');
+    expectEqual(points.length, wanted.length, `points of ${label}`);
+    points.forEach(([x], i) => expect(i === 0 || x >= points[i - 1][0], `x grows along ${label}: ${d}`));
+    points.forEach(([, y], i) => drawn.push({ label, y, v: wanted[i][1] }));
+  }
+  const low = drawn.reduce((a, b) => (b.v < a.v ? b : a));
+  const high = drawn.reduce((a, b) => (b.v > a.v ? b : a));
+  expect(high.v > low.v && high.y < low.y, `a larger value is drawn higher: ${JSON.stringify([low, high])}`);
+  const perUnit = (low.y - high.y) / (high.v - low.v);
+  for (const point of drawn) {
+    const wantedY = low.y - (point.v - low.v) * perUnit;
+    expect(Math.abs(point.y - wantedY) <= 0.2, `${point.label}: value ${point.v} drawn at y ${point.y}, the scale puts it at ${wantedY.toFixed(1)}`);
+  }
+  const styles = await page.$$eval('#stats-plot svg path.series', (els) => els.map((p) => getComputedStyle(p).stroke));
+  expectEqual(new Set(styles).size, styles.length, 'each series has its own colour');
+  await screenshot(page, 'timechart');
+  await page.click('#theme-toggle');
+  const light = await page.$$eval('#stats-plot svg path.series', (els) => els.map((p) => getComputedStyle(p).stroke));
+  expect(light.some((s, i) => s !== styles[i]), `the light theme recolours the lines: ${JSON.stringify([styles, light])}`);
+  await screenshot(page, 'timechart-light');
+  await page.click('#theme-toggle');
+
+  // Dragging across the chart zooms in: the same query over the selection.
+  const box = await page.locator('#stats-plot svg').boundingBox();
+  const zoomed = await statsSearch(page, async () => {
+    await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.98, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await waitSearchDone(page);
+  });
+  const url = new URL(page.url());
+  expectEqual([url.searchParams.get('q'), url.searchParams.get('from'), url.searchParams.get('to')].map((v, i) => (i ? Date.parse(v) : v)),
+    [query, Date.parse(zoomed.from), Date.parse(zoomed.to)], 'the URL holds the query and the selected range');
+  expect(Date.parse(zoomed.to) - Date.parse(zoomed.from) < Date.parse(asked.to) - Date.parse(asked.from), 'the selection is narrower');
+  expectEqual(await page.inputValue('#range'), 'custom', 'range picker');
+  await expectTableOf(page, await apiStats(query, zoomed.from, zoomed.to), `${query} over the selection`);
+  await page.selectOption('#range', '1h');
+  await waitSearchDone(page);
+});
+
+check('a bad pipe shows the server\'s error at its position', async ({ page }) => {
+  const query = 'timeout | stats p99() by (severity)';
+  const answer = await fetch(`${BASE}/api/v1/stats?${new URLSearchParams({ q: query })}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  expectEqual(answer.status, 400, 'the API answers 400');
+  const body = await answer.json();
+  expect(Number.isInteger(body.position), `the API gives a position: ${JSON.stringify(body)}`);
+  await search(page, query);
+  await page.waitForSelector('#query-error:not([hidden])');
+  expectEqual(await page.textContent('#query-error-message'), body.error, 'error message');
+  expectEqual(await page.getAttribute('#query-error', 'data-position'), String(body.position), 'position');
+  expectEqual(await page.textContent('#query-error-echo mark'), [...query][body.position] ?? ' ', 'the marked character');
+  expectEqual(await page.getAttribute('#q', 'aria-invalid'), 'true', 'the box is marked invalid');
+  expectEqual(await page.locator('#stats-table tbody tr').count(), 0, 'no table rows for a bad pipe');
+  // A | inside quotes is text: a search, not a table.
+  await search(page, '"a|b"');
+  expect(await page.isHidden('#stats') && await page.isVisible('#histogram'), 'a quoted | searches lines');
+  // The page finds pipes where the server does: search refuses a query with
+  // pipes, and answers these queries without.
+  const queries = ['"a|b"', '"a\\"|b" x', '"a\\\\" | stats count()', 'x | top 3 by host', 'a"|"b', '"x" "|" y|limit 2'];
+  const piped = await page.evaluate(async (qs) => {
+    const { hasPipe } = await import('/assets/js/text.js');
+    return qs.map(hasPipe);
+  }, queries);
+  for (const [i, q] of queries.entries()) {
+    const refused = await fetch(`${BASE}/api/v1/search?${new URLSearchParams({ q })}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    const { error } = await refused.json();
+    expectEqual(piped[i], refused.status === 400, `whether ${JSON.stringify(q)} has a pipe (search answers ${refused.status}: ${error})`);
+  }
+});
+
 check('/ focuses the search box', async ({ page }) => {
   await page.evaluate(() => document.activeElement && document.activeElement.blur());
   expect(await page.evaluate(() => document.activeElement === document.body), 'nothing focused');
@@ -322,6 +537,32 @@ check('live tail shows appended lines; pause holds them until resume', async ({ 
   expectEqual((await messages(page)).slice(0, 2), [second, first], 'newest live lines on top');
   await screenshot(page, 'tail');
   await page.click('#tail-toggle');
+  await page.waitForSelector('#tail-status[hidden]', { state: 'attached' });
+});
+
+check('live tail refuses a query with pipes and says why', async ({ page }) => {
+  const tails = [];
+  const onRequest = (r) => { if (new URL(r.url()).pathname === '/api/v1/tail') tails.push(r.url()); };
+  page.on('request', onRequest);
+  try {
+    await search(page, '| stats count() by (severity)');
+    await page.click('#tail-toggle');
+    await page.waitForSelector('#tail-status[data-state="refused"]:not([hidden])');
+    expect(/pipes/.test(await page.textContent('#tail-status')), 'the message names the pipes');
+    expectEqual(await page.getAttribute('#tail-toggle', 'aria-pressed'), 'false', 'the tail stays off');
+    expectEqual(tails, [], 'tail requests for a pipe query');
+  } finally {
+    page.off('request', onRequest);
+  }
+  // Following lines, then a query with pipes: the tail stops and says why.
+  await search(page, '');
+  expect(await page.isHidden('#tail-status'), 'the refusal goes with the pipes');
+  await page.click('#tail-toggle');
+  await page.waitForSelector('#tail-status[data-state="live"]');
+  await search(page, '| top 3 by severity');
+  await page.waitForSelector('#tail-status[data-state="refused"]:not([hidden])');
+  expectEqual(await page.getAttribute('#tail-toggle', 'aria-pressed'), 'false', 'the tail stopped');
+  await search(page, '');
   await page.waitForSelector('#tail-status[hidden]', { state: 'attached' });
 });
 

@@ -1,8 +1,9 @@
 // Result lines: one <li> per hit, built into a DocumentFragment so a page
-// of hundreds of lines costs one insertion and one layout.
+// of hundreds of lines costs one insertion and one layout. A query with
+// pipes answers a table instead (`statsTable`).
 
 import { h } from './dom.js';
-import { byteRangesToStringRanges, formatTimestamp } from './text.js';
+import { byteRangesToStringRanges, formatNumber, formatTimestamp, NO_VALUE } from './text.js';
 
 // The message with its highlighted ranges wrapped in <mark>.
 export function messageNodes(message, highlights) {
@@ -68,4 +69,33 @@ export function wireResults(list, { onFilter, onOpen }) {
       onOpen(row.dataset.id);
     }
   });
+}
+
+function statsCell(column, value) {
+  if (value === null || value === undefined) {
+    return h('td', { class: column.kind === 'aggregate' ? 'num none' : 'none', title: 'no value' }, NO_VALUE);
+  }
+  if (column.kind === 'time') {
+    return h('td', { class: 'time' }, h('time', { datetime: value }, formatTimestamp(value)));
+  }
+  if (typeof value !== 'number') return h('td', {}, String(value));
+  if (column.kind === 'group') return h('td', { class: 'num' }, String(value));
+  const shown = formatNumber(value);
+  return h('td', { class: 'num', title: shown === String(value) ? null : String(value) }, shown);
+}
+
+// The stats API's answer as the rows of `table`: a header of the column
+// names, one row per answer row.
+export function statsTable(table, answer) {
+  const estimated = new Set(answer.estimated || []);
+  const head = h('tr', {}, answer.columns.map((column) => h('th', {
+    scope: 'col', class: column.kind === 'aggregate' ? 'num' : null, 'data-kind': column.kind,
+    'data-estimated': estimated.has(column.name) ? '1' : null,
+    title: estimated.has(column.name) ? 'Estimated for large groups: within 1 % of the exact value' : null,
+  }, column.name)));
+  const body = document.createDocumentFragment();
+  for (const row of answer.rows) {
+    body.append(h('tr', {}, answer.columns.map((column, i) => statsCell(column, row[i]))));
+  }
+  table.replaceChildren(h('thead', {}, head), h('tbody', {}, body));
 }

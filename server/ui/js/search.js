@@ -1,22 +1,27 @@
 // The search page: query box, time range, histogram, results with paging
-// on scroll, context, live tail, save.
+// on scroll, context, live tail, save. A query with pipes (a `|` outside
+// quotes) answers a table instead, with a chart for a timechart.
 
 import { api, ApiError } from './api.js';
 import { openContext } from './context.js';
 import { fromTemplate, h, isTyping, showError } from './dom.js';
-import { Histogram } from './histogram.js';
+import { Histogram, LineChart } from './histogram.js';
 import {
   fromLocalInput, PRESETS, resolveBounds, stateFromUrl, toLocalInput, urlForState,
 } from './range.js';
-import { hitRows, wireResults } from './results.js';
+import { hitRows, statsTable, wireResults } from './results.js';
 import { openSaveDialog } from './saved.js';
 import { LiveTail } from './tail.js';
-import { addTerm, charPositionToIndex, filterTerm, formatCount, formatShort } from './text.js';
+import {
+  addTerm, charPositionToIndex, filterTerm, formatCount, formatDuration, formatShort, hasPipe,
+} from './text.js';
 
 const PAGE_SIZE = 500;
 const HISTOGRAM_BUCKETS = 60;
 // Live lines kept on screen; older ones are removed from the bottom.
 const MAX_LIVE_ROWS = 5000;
+const TAIL_REFUSED = 'Live tail follows new lines; a query with pipes (|) answers a table, ' +
+  'so it cannot be tailed. Remove the pipes to follow the lines that match.';
 
 export function renderSearchPage(main, { navigate, session }) {
   main.replaceChildren(fromTemplate('tpl-search'));
@@ -36,17 +41,23 @@ export function renderSearchPage(main, { navigate, session }) {
   const tailButton = el('tail-toggle');
   const pauseButton = el('tail-pause');
   const tailStatus = el('tail-status');
+  const statsView = el('stats');
+  const statsChart = el('stats-chart');
+  const statsNote = el('stats-note');
+  const zoomHint = el('zoom-hint');
 
   let state = stateFromUrl();
   let generation = 0; // answers of older searches are ignored
   let controller = null;
   let page = null; // {fromMs, toMs, cursor, loading, shown}
 
-  const histogram = new Histogram(el('histogram'), (fromMs, toMs) => {
+  const zoomTo = (fromMs, toMs) => {
     state = { ...state, range: 'custom', fromMs, toMs };
     syncControls();
     search();
-  });
+  };
+  const histogram = new Histogram(el('histogram'), zoomTo);
+  const lineChart = new LineChart(el('stats-plot'), el('stats-legend'), zoomTo);
 
   function syncControls() {
     input.value = state.q;
@@ -98,7 +109,48 @@ export function renderSearchPage(main, { navigate, session }) {
 
   function setCount(n, pending = false) {
     count.dataset.count = pending ? '' : String(n);
+    delete count.dataset.groups;
     count.textContent = pending ? 'Searching…' : `${formatCount(n)} ${n === 1 ? 'match' : 'matches'}`;
+  }
+
+  // Lines or a table: the histogram and the results, or the stats view.
+  function showView(piped) {
+    statsView.hidden = !piped;
+    el('histogram').hidden = piped;
+    zoomHint.hidden = piped;
+    zoomHint.textContent = piped ? 'Drag across the chart to zoom in' : 'Drag across the bars to zoom in';
+    results.hidden = piped;
+    more.hidden = piped;
+    tailButton.title = piped ? 'Live tail follows lines; a query with pipes answers a table' : '';
+  }
+
+  function clearTable() {
+    statsTable(el('stats-table'), { columns: [], rows: [] });
+    statsChart.hidden = true;
+    lineChart.clear();
+    showError(statsNote, '');
+  }
+
+  function showTable(answer, fromMs, toMs) {
+    count.dataset.count = String(answer.count);
+    count.dataset.groups = String(answer.groups);
+    count.textContent = `${formatCount(answer.count)} ${answer.count === 1 ? 'match' : 'matches'} · ` +
+      `${formatCount(answer.groups)} ${answer.groups === 1 ? 'group' : 'groups'}`;
+    statsTable(el('stats-table'), answer);
+    const timechart = answer.columns.some((c) => c.kind === 'time');
+    statsChart.hidden = !timechart;
+    zoomHint.hidden = !timechart;
+    if (timechart) lineChart.show(answer, fromMs, toMs); else lineChart.clear();
+    const notes = [];
+    if (answer.interval_ms) notes.push(`Buckets of ${formatDuration(answer.interval_ms / 1000)}`);
+    if (answer.rows.length < answer.groups) {
+      notes.push(`Showing ${formatCount(answer.rows.length)} of ${formatCount(answer.groups)} groups`);
+    }
+    if (answer.estimated && answer.estimated.length) {
+      notes.push(`Estimated within 1 %: ${answer.estimated.join(', ')}`);
+    }
+    if (answer.rows.length === 0) notes.push('No rows: nothing matched in this range');
+    showError(statsNote, notes.join(' · '));
   }
 
   async function search({ push = true } = {}) {
@@ -114,15 +166,28 @@ export function renderSearchPage(main, { navigate, session }) {
       ? `${formatShort(fromMs, true)} – ${formatShort(toMs, true)}`
       : `${PRESETS[state.range].label} (until ${formatShort(toMs, true)})`;
     page = { fromMs, toMs, cursor: null, loading: true, shown: 0 };
+    const piped = hasPipe(state.q);
+    if (piped && tail.running) refuseTail();
+    else if (!piped) clearTailRefusal();
+    showView(piped);
     setCount(0, true);
     results.setAttribute('aria-busy', 'true');
     const params = { q: state.q, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() };
     try {
+      if (piped) {
+        const answer = await api('/api/v1/stats', { params, signal });
+        if (mine !== generation) return;
+        results.replaceChildren();
+        histogram.clear();
+        showTable(answer, fromMs, toMs);
+        return;
+      }
       const [found, buckets] = await Promise.all([
         api('/api/v1/search', { params: { ...params, limit: PAGE_SIZE }, signal }),
         api('/api/v1/histogram', { params: { ...params, buckets: HISTOGRAM_BUCKETS }, signal }),
       ]);
       if (mine !== generation) return;
+      clearTable();
       setCount(found.count);
       histogram.show(buckets, fromMs, toMs);
       results.replaceChildren(hitRows(found.hits));
@@ -133,6 +198,7 @@ export function renderSearchPage(main, { navigate, session }) {
       if (mine !== generation || error.name === 'AbortError') return;
       results.replaceChildren();
       histogram.clear();
+      clearTable();
       count.textContent = '';
       delete count.dataset.count;
       if (error instanceof ApiError && error.status === 400) showQueryError(error);
@@ -210,6 +276,7 @@ export function renderSearchPage(main, { navigate, session }) {
     onState: (tailState, detail) => {
       tailStatus.hidden = tailState === 'stopped';
       tailStatus.classList.toggle('paused', tailState === 'paused');
+      tailStatus.classList.remove('refused');
       tailStatus.dataset.state = tailState;
       const received = `${formatCount(tail.received)} new ${tail.received === 1 ? 'line' : 'lines'}`;
       tailStatus.textContent = {
@@ -230,7 +297,27 @@ export function renderSearchPage(main, { navigate, session }) {
     if (on) tail.start(state.q); else tail.stop();
   }
 
-  tailButton.addEventListener('click', () => setTail(tailButton.getAttribute('aria-pressed') !== 'true'));
+  // Tail answers lines, so a query with pipes is refused with a message.
+  function refuseTail() {
+    setTail(false);
+    tailStatus.hidden = false;
+    tailStatus.dataset.state = 'refused';
+    tailStatus.classList.add('refused');
+    tailStatus.textContent = TAIL_REFUSED;
+  }
+
+  function clearTailRefusal() {
+    if (tailStatus.dataset.state !== 'refused') return;
+    tailStatus.hidden = true;
+    tailStatus.dataset.state = 'stopped';
+    tailStatus.classList.remove('refused');
+    tailStatus.textContent = '';
+  }
+
+  tailButton.addEventListener('click', () => {
+    const on = tailButton.getAttribute('aria-pressed') !== 'true';
+    if (on && hasPipe(state.q)) refuseTail(); else setTail(on);
+  });
   pauseButton.addEventListener('click', () => {
     const pausing = pauseButton.getAttribute('aria-pressed') !== 'true';
     pauseButton.setAttribute('aria-pressed', String(pausing));

@@ -56,6 +56,21 @@ export function charPositionToIndex(text, position) {
   return text.length;
 }
 
+// Whether the query has a `|` outside double quotes, which starts its
+// pipes (a backslash escapes the next character inside quotes), as the
+// server splits it.
+export function hasPipe(query) {
+  let quoted = false;
+  let escaped = false;
+  for (const ch of query) {
+    if (escaped) escaped = false;
+    else if (ch === '\\' && quoted) escaped = true;
+    else if (ch === '"') quoted = !quoted;
+    else if (ch === '|' && !quoted) return true;
+  }
+  return false;
+}
+
 // A `name:value` query term, quoting the value when the language needs it.
 export function filterTerm(name, value) {
   const plain = /^[\p{L}\p{N}_./@-]+$/u.test(value) && !value.startsWith('-');
@@ -100,4 +115,15 @@ export function formatDuration(secs) {
 
 export function formatCount(n) {
   return n.toLocaleString('en-US');
+}
+
+// What a missing value (null) looks like in a table or a legend.
+export const NO_VALUE = '—';
+
+// A computed number for a table: thousands separated, at most three
+// decimals (three significant digits below 1).
+export function formatNumber(n) {
+  if (Number.isInteger(n)) return formatCount(n);
+  const small = Math.abs(n) < 1;
+  return n.toLocaleString('en-US', small ? { maximumSignificantDigits: 3 } : { maximumFractionDigits: 3 });
 }
