@@ -25,6 +25,11 @@ function ruleSummary(alert) {
   switch (alert.kind) {
     case 'threshold': return [`≥ ${alert.threshold} matches in ${window}`, `checked every ${every}`];
     case 'absence': return [`no match in ${window}`, `checked every ${every}`];
+    case 'metric': {
+      const limit = alert.above !== undefined && alert.above !== null ? `above ${alert.above}` : `below ${alert.below}`;
+      const firing = (alert.state.firing_groups || []).length;
+      return [`a group's value ${limit} over ${window}${firing ? ` (${firing} firing)` : ''}`, `checked every ${every}`];
+    }
     default: return ['any new match', `notified at most every ${every}`];
   }
 }
@@ -66,7 +71,8 @@ function ruleInput(alert, changes = {}) {
   return {
     search_id: alert.search_id, name: alert.name, kind: alert.kind, interval_secs: alert.interval_secs,
     window_secs: alert.window_secs, threshold: alert.threshold, samples: alert.samples, enabled: alert.enabled,
-    muted_until_ms: alert.muted_until_ms ?? null, channels: alert.channels, ...changes,
+    muted_until_ms: alert.muted_until_ms ?? null, channels: alert.channels,
+    above: alert.above ?? null, below: alert.below ?? null, ...changes,
   };
 }
 
@@ -303,6 +309,8 @@ export function renderAlertsPage(main, { navigate, session }) {
     }
     field('window').value = String(a.window_secs);
     field('threshold').value = String(a.threshold);
+    field('direction').value = a.below !== undefined && a.below !== null ? 'below' : 'above';
+    field('limit').value = a.below ?? a.above ?? '';
     field('samples').value = String(a.samples);
     field('enabled').checked = a.enabled;
     const channels = form.querySelector('#alert-channels');
@@ -310,6 +318,9 @@ export function renderAlertsPage(main, { navigate, session }) {
     const syncKind = () => {
       const kind = form.querySelector('input[name="kind"]:checked').value;
       field('threshold').disabled = kind !== 'threshold';
+      field('limit').disabled = kind !== 'metric';
+      field('direction').disabled = kind !== 'metric';
+      field('samples').disabled = kind === 'metric';
       field('window').disabled = kind === 'any';
       // An `any` rule is checked on every index commit; its interval only
       // spaces its notifications.
@@ -334,6 +345,11 @@ export function renderAlertsPage(main, { navigate, session }) {
         const threshold = Number(field('threshold').value);
         const samples = Number(field('samples').value);
         if (!Number.isInteger(threshold) || threshold < 1) throw new Error('Threshold: a whole number, at least 1.');
+        const kind = form.querySelector('input[name="kind"]:checked').value;
+        const limitText = field('limit').value.trim();
+        const limit = Number(limitText);
+        if (kind === 'metric' && (!limitText || !Number.isFinite(limit))) throw new Error('Limit: a number.');
+        const direction = field('direction').value;
         if (!Number.isInteger(samples) || samples < 0 || samples > MAX_SAMPLES) {
           throw new Error(`Sample lines: a whole number from 0 to ${MAX_SAMPLES}.`);
         }
@@ -341,9 +357,11 @@ export function renderAlertsPage(main, { navigate, session }) {
         if (!channelList.length) throw new Error('Add at least one channel (email or webhook).');
         if (!select.value) throw new Error('Choose a saved search.');
         body = {
-          search_id: null, name, kind: form.querySelector('input[name="kind"]:checked').value,
+          search_id: null, name, kind,
           interval_secs: Number(field('interval').value), window_secs: Number(field('window').value),
           threshold, samples, enabled: field('enabled').checked,
+          above: kind === 'metric' && direction === 'above' ? limit : null,
+          below: kind === 'metric' && direction === 'below' ? limit : null,
           muted_until_ms: alert ? alert.muted_until_ms ?? null : null, channels: channelList,
         };
       } catch (e) {

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, DynamicColumn, StrColumn};
 use tantivy::schema::{Field, OwnedValue, Value};
@@ -89,7 +91,7 @@ impl<K: Eq + std::hash::Hash> Group<K> {
 #[derive(Debug, Default)]
 pub struct Found {
     /// Groups by key (the bucket's index first for a timechart).
-    pub groups: HashMap<Vec<Key>, Group<Key>>,
+    pub groups: FxHashMap<Vec<Key>, Group<Key>>,
     /// Matches within the exact time bounds.
     pub matched: u64,
     /// More than [`MAX_GROUPS`] groups were seen.
@@ -166,8 +168,9 @@ impl Collector for Stats<'_> {
                 },
                 numbers: HashMap::new(),
             },
-            groups: HashMap::new(),
+            groups: FxHashMap::default(),
             key: Vec::new(),
+            block_times: Vec::new(),
             matched: 0,
             overflow: false,
         })
@@ -425,8 +428,31 @@ impl Values {
         }
     }
 
-    /// The value across segments.
-    fn key(&self, which: ReaderRef, value: Local) -> Key {
+    /// The strings of `ords` (sorted, distinct) in `which`'s column, read
+    /// in one pass over its dictionary.
+    fn resolve(&self, which: ReaderRef, ords: &[u64]) -> FxHashMap<u64, String> {
+        let mut names = FxHashMap::with_capacity_and_hasher(ords.len(), Default::default());
+        let Some(column) = self.reader(which).and_then(Reader::str_column) else {
+            return names;
+        };
+        let mut next = ords.iter();
+        let result = column
+            .dictionary()
+            .sorted_ords_to_term_cb(ords.iter().copied(), |bytes| {
+                if let Some(ord) = next.next() {
+                    names.insert(*ord, String::from_utf8_lossy(bytes).into_owned());
+                }
+                Ok(())
+            });
+        if let Err(error) = result {
+            tracing::warn!(%error, "stats: cannot read a column's dictionary");
+        }
+        names
+    }
+
+    /// The value across segments; `names` holds the strings of the
+    /// reader's ordinals.
+    fn key(&self, value: Local, names: &FxHashMap<u64, String>) -> Key {
         match value {
             Local::Null => Key::Null,
             Local::I64(n) => Key::I64(n),
@@ -438,19 +464,22 @@ impl Values {
                 .strings
                 .get(id as usize)
                 .map_or(Key::Null, |s| Key::Str(s.clone())),
-            Local::Ord(ord) => {
-                let mut text = String::new();
-                match self
-                    .reader(which)
-                    .and_then(Reader::str_column)
-                    .map(|c| c.ord_to_str(ord, &mut text))
-                {
-                    Some(Ok(true)) => Key::Str(text),
-                    _ => Key::Null,
-                }
-            }
+            Local::Ord(ord) => names.get(&ord).map_or(Key::Null, |s| Key::Str(s.clone())),
         }
     }
+}
+
+/// The distinct ordinals among `values`, sorted.
+fn ords_of<'a>(values: impl Iterator<Item = &'a Local>) -> Vec<u64> {
+    let mut ords: Vec<u64> = values
+        .filter_map(|v| match v {
+            Local::Ord(ord) => Some(*ord),
+            _ => None,
+        })
+        .collect();
+    ords.sort_unstable();
+    ords.dedup();
+    ords
 }
 
 /// A string as a number, when it is one (`"812"`, `"0.25"`).
@@ -463,8 +492,9 @@ pub struct SegmentStats {
     plan: Plan,
     timestamps: Column<DateTime>,
     values: Values,
-    groups: HashMap<Vec<Local>, Group<Local>>,
+    groups: FxHashMap<Vec<Local>, Group<Local>>,
     key: Vec<Local>,
+    block_times: Vec<Option<DateTime>>,
     matched: u64,
     overflow: bool,
 }
@@ -473,13 +503,95 @@ impl SegmentCollector for SegmentStats {
     type Fruit = Found;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        let Some(ms) = self
-            .timestamps
-            .first(doc)
-            .map(|t| t.into_timestamp_millis())
-        else {
-            return;
+        if let Some(time) = self.timestamps.first(doc) {
+            self.collect_at(doc, time.into_timestamp_millis());
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        let mut times = std::mem::take(&mut self.block_times);
+        crate::index::block_times(&self.timestamps, docs, &mut times);
+        for (doc, time) in docs.iter().zip(&times) {
+            if let Some(time) = time {
+                self.collect_at(*doc, time.into_timestamp_millis());
+            }
+        }
+        self.block_times = times;
+    }
+
+    fn harvest(self) -> Found {
+        let SegmentStats {
+            plan,
+            values,
+            groups,
+            matched,
+            overflow,
+            ..
+        } = self;
+        let offset = usize::from(plan.buckets.is_some());
+        let mut found = Found {
+            groups: FxHashMap::with_capacity_and_hasher(groups.len(), Default::default()),
+            matched,
+            overflow,
         };
+        let by_names: Vec<FxHashMap<u64, String>> = (0..plan.by.len())
+            .map(|i| {
+                let ords = ords_of(groups.keys().filter_map(|k| k.get(offset + i)));
+                values.resolve(ReaderRef::By(i), &ords)
+            })
+            .collect();
+        let aggregate_names: Vec<FxHashMap<u64, String>> = (0..plan.aggregates.len())
+            .map(|i| {
+                let ords = ords_of(groups.values().flat_map(|g| {
+                    match g.aggregates.get(i) {
+                        Some(AggState::Distinct(set)) => Some(set.iter()),
+                        _ => None,
+                    }
+                    .into_iter()
+                    .flatten()
+                }));
+                values.resolve(ReaderRef::Aggregate(i), &ords)
+            })
+            .collect();
+        let no_names = FxHashMap::default();
+        for (local_key, group) in groups {
+            let key: Vec<Key> = local_key
+                .iter()
+                .enumerate()
+                .map(|(i, value)| match i.checked_sub(offset) {
+                    None => match value {
+                        Local::I64(bucket) => Key::I64(*bucket),
+                        _ => Key::Null,
+                    },
+                    Some(i) => values.key(*value, by_names.get(i).unwrap_or(&no_names)),
+                })
+                .collect();
+            let aggregates = group
+                .aggregates
+                .into_iter()
+                .enumerate()
+                .map(|(i, state)| {
+                    state.map_keys(|v| values.key(v, aggregate_names.get(i).unwrap_or(&no_names)))
+                })
+                .collect();
+            let group = Group {
+                count: group.count,
+                aggregates,
+            };
+            match found.groups.get_mut(&key) {
+                Some(mine) => mine.merge(group),
+                None => {
+                    found.groups.insert(key, group);
+                }
+            }
+        }
+        found
+    }
+}
+
+impl SegmentStats {
+    /// One match at event time `ms`.
+    fn collect_at(&mut self, doc: DocId, ms: i64) {
         if ms < self.plan.from_ms || ms >= self.plan.to_ms {
             return;
         }
@@ -532,53 +644,5 @@ impl SegmentCollector for SegmentStats {
             }
             debug_assert!(function.is_numeric() || !matches!(state, AggState::Numeric { .. }));
         }
-    }
-
-    fn harvest(self) -> Found {
-        let SegmentStats {
-            plan,
-            values,
-            groups,
-            matched,
-            overflow,
-            ..
-        } = self;
-        let bucketed = plan.buckets.is_some();
-        let mut found = Found {
-            groups: HashMap::with_capacity(groups.len()),
-            matched,
-            overflow,
-        };
-        for (local_key, group) in groups {
-            let key: Vec<Key> = local_key
-                .iter()
-                .enumerate()
-                .map(|(i, value)| match (bucketed, i) {
-                    (true, 0) => match value {
-                        Local::I64(bucket) => Key::I64(*bucket),
-                        _ => Key::Null,
-                    },
-                    (true, i) => values.key(ReaderRef::By(i - 1), *value),
-                    (false, i) => values.key(ReaderRef::By(i), *value),
-                })
-                .collect();
-            let aggregates = group
-                .aggregates
-                .into_iter()
-                .enumerate()
-                .map(|(i, state)| state.map_keys(|v| values.key(ReaderRef::Aggregate(i), v)))
-                .collect();
-            let group = Group {
-                count: group.count,
-                aggregates,
-            };
-            match found.groups.get_mut(&key) {
-                Some(mine) => mine.merge(group),
-                None => {
-                    found.groups.insert(key, group);
-                }
-            }
-        }
-        found
     }
 }

@@ -1,9 +1,9 @@
 //! What a group accumulates, and the values it is keyed by.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 use std::hash::Hash;
 
+use rustc_hash::FxHashSet;
 use sketches_ddsketch::{Config, DDSketch};
 
 use crate::query::pipe::Function;
@@ -105,7 +105,7 @@ pub enum AggState<K> {
         max: f64,
     },
     /// Distinct values.
-    Distinct(HashSet<K>),
+    Distinct(FxHashSet<K>),
     /// Values for a percentile.
     Values(Values),
 }
@@ -121,7 +121,7 @@ impl<K: Eq + Hash> AggState<K> {
                 min: f64::INFINITY,
                 max: f64::NEG_INFINITY,
             },
-            Function::CountDistinct => AggState::Distinct(HashSet::new()),
+            Function::CountDistinct => AggState::Distinct(FxHashSet::default()),
             Function::Percentile(_) => AggState::Values(Values::Exact(Vec::new())),
         }
     }
