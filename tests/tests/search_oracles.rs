@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use loghound_tests::data::{complete_lines, rfc3339_utc, words};
+use loghound_tests::data::{complete_lines, days_from_civil, rfc3339_utc, words};
 use loghound_tests::http::get_search;
 use loghound_tests::paths::{corpus_dir, loghub_file};
 use loghound_tests::{temp_dir, wait_for_count, Pipeline};
@@ -116,16 +116,6 @@ fn severity_of(level: &str) -> Option<&'static str> {
         "notice" => "notice",
         _ => return None,
     })
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn ms(year: i64, month: i64, day: i64, h: i64, m: i64, s: i64, milli: i64) -> i64 {
