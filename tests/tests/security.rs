@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use loghound_shared::api::{HEADER_AGENT, HEADER_PROTOCOL, INGEST_PATH};
+use loghound_shared::api::{FIELDS_PATH, HEADER_AGENT, HEADER_PROTOCOL, INGEST_PATH, STATS_PATH};
 use loghound_shared::{encode_batch, PROTOCOL_VERSION};
 use loghound_tests::data::event;
 use loghound_tests::http::{api_expect, client};
@@ -99,6 +99,14 @@ fn rows() -> Vec<Row> {
         row("POST", INGEST_PATH, Nothing, Batch, INGEST_ONLY),
         row("GET", "/api/v1/search?q=matrix", Nothing, Empty, READ),
         row("GET", "/api/v1/histogram?q=matrix", Nothing, Empty, READ),
+        row(
+            "GET",
+            "/api/v1/stats?q=matrix%20%7C%20stats%20count()",
+            Nothing,
+            Empty,
+            READ,
+        ),
+        row("GET", "/api/v1/fields?q=matrix", Nothing, Empty, READ),
         row("GET", "/api/v1/context?id={event}", Nothing, Empty, READ),
         row("GET", "/api/v1/tail?q=matrix", Nothing, Empty, READ),
         row("GET", "/api/v1/searches", Nothing, Empty, READ),
@@ -189,6 +197,8 @@ fn declared_routes() -> Vec<(String, String)> {
     let constant = |name: &str| match name {
         "INGEST_PATH" => INGEST_PATH.to_string(),
         "TAIL_PATH" => "/api/v1/tail".to_string(),
+        "STATS_PATH" => STATS_PATH.to_string(),
+        "FIELDS_PATH" => FIELDS_PATH.to_string(),
         "SESSION_PATH" => "/api/v1/session".to_string(),
         other => panic!("route path {other} is not known to the matrix test"),
     };

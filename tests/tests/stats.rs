@@ -355,6 +355,77 @@ fn access_log_tables_match_the_raw_file() {
         1,
         "right-aligned counts make equal lines: {stdout}"
     );
+    // The fields of the matches: top values, distinct counts and numeric
+    // summaries, against the same raw lines.
+    let fields = |q: &str| -> Value {
+        let answer = get_with_params(
+            &url,
+            "/api/v1/fields",
+            Some(&read),
+            &[("q", q), ("from", FROM), ("to", TO), ("top", "3")],
+        )
+        .expect("fields");
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.json()
+    };
+    let body = fields("");
+    assert_eq!(body["count"], json!(lines.len()));
+    let field = |body: &Value, name: &str| -> Value {
+        body["fields"]
+            .as_array()
+            .and_then(|all| all.iter().find(|f| f["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no field {name} in {body}"))
+    };
+    let status = field(&body, "status");
+    assert_eq!(status["count"], json!(lines.len()));
+    assert_eq!(status["distinct"], json!(by_status.len()));
+    let mut frequent: Vec<(u64, u64)> = by_status.iter().map(|(s, n)| (*s, *n)).collect();
+    frequent.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let expected: Vec<Value> = frequent
+        .iter()
+        .take(3)
+        .map(|(s, n)| json!({"value": s, "count": n}))
+        .collect();
+    assert_eq!(status["top"], json!(expected));
+    let bytes: Vec<f64> = access
+        .iter()
+        .filter_map(|a| a.bytes.map(|b| b as f64))
+        .collect();
+    let sent = field(&body, "bytes");
+    assert_eq!(sent["count"], json!(bytes.len()));
+    let numeric = &sent["numeric"];
+    assert_eq!(
+        numeric["min"].as_f64(),
+        bytes.iter().copied().reduce(f64::min),
+        "{sent}"
+    );
+    assert_eq!(
+        numeric["max"].as_f64(),
+        bytes.iter().copied().reduce(f64::max),
+        "{sent}"
+    );
+    assert_eq!(numeric["p99"].as_f64(), percentile(&bytes, 99.0), "{sent}");
+    let mean = bytes.iter().sum::<f64>() / bytes.len() as f64;
+    assert!(close(number(&numeric["avg"]), mean), "{sent}");
+    let ips = field(&body, "client_ip");
+    assert_eq!(ips["distinct"], json!(by_ip.len()));
+    assert_eq!(
+        ips["top"][0],
+        json!({"value": ranked[0].0, "count": ranked[0].1})
+    );
+    assert!(ips.get("numeric").is_none(), "{ips}");
+    let host = field(&body, "host");
+    assert_eq!(host["count"], json!(lines.len()));
+    assert_eq!(host["distinct"], json!(1));
+    // A search narrows them as it narrows a search.
+    let not_found = access.iter().filter(|a| a.status == 404).count();
+    let body = fields("status:404 | stats count()");
+    assert_eq!(body["count"], json!(not_found));
+    assert_eq!(
+        field(&body, "status")["top"],
+        json!([{"value": 404, "count": not_found}])
+    );
 }
 
 /// A small deterministic generator, so a failure can be replayed.

@@ -13,6 +13,7 @@ mod context;
 mod csrf;
 mod error;
 mod extract;
+mod fields;
 mod histogram;
 mod ingest;
 mod params;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use loghound_shared::api::{INGEST_PATH, STATS_PATH, TAIL_PATH};
+use loghound_shared::api::{FIELDS_PATH, INGEST_PATH, STATS_PATH, TAIL_PATH};
 
 pub use self::auth::{RequireAdmin, RequireIngest, RequireRead};
 pub use self::csrf::CSRF_HEADER;
@@ -110,6 +111,7 @@ pub fn app(state: AppState) -> Router {
         .route(TAIL_PATH, get(tail::tail))
         .route("/api/v1/histogram", get(histogram::histogram))
         .route(STATS_PATH, get(stats::stats))
+        .route(FIELDS_PATH, get(fields::fields))
         .route("/api/v1/context", get(context::context))
         .route(
             "/api/v1/searches",

@@ -6,9 +6,11 @@
 //! - [`search`]: search, histogram and context answers and their limits;
 //! - [`stats`]: the table a query's pipes answer;
 //! - [`tail`]: the live tail's route and event shapes;
+//! - [`fields`]: the fields of a search's matches, for the UI's panel;
 //! - [`saved`]: saved searches (`/api/v1/searches`) as the API reads and
 //!   writes them.
 
+pub mod fields;
 pub mod saved;
 pub mod search;
 pub mod stats;
@@ -16,6 +18,10 @@ pub mod tail;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::fields::{
+    FieldSummary, FieldsResponse, NumericSummary, ValueCount, DEFAULT_FIELD_VALUES, FIELDS_PATH,
+    MAX_FIELD_VALUES,
+};
 pub use self::saved::{SavedSearch, SavedSearchInput, SavedSearchList};
 pub use self::search::{
     Bucket, ContextResponse, HistogramResponse, Hit, SearchResponse, DEFAULT_CONTEXT_LINES,

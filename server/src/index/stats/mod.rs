@@ -8,6 +8,7 @@
 //! segments and days, then finished, sorted and cut here.
 
 pub mod collect;
+pub mod fields;
 pub mod state;
 
 use std::cmp::Ordering;
