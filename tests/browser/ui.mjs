@@ -3,7 +3,8 @@
 // alerts included, with webhooks going to a real receiver. Expectations
 // come from the watched log file itself, read here, never from the server;
 // the tables and charts of queries with pipes are checked cell by cell
-// against what the stats API answers for the same query and range.
+// against what the stats API answers for the same query and range, and the
+// fields panel field by field against what the fields API answers.
 //
 // Environment:
 //   LOGHOUND_URL           the server, http://127.0.0.1:PORT
@@ -59,6 +60,8 @@ const ALERT_SEARCH = need('LOGHOUND_ALERT_SEARCH');
 const ALERT_WORD = need('LOGHOUND_ALERT_WORD');
 const ALERT_QUERY = `${ALERT_WORD} severity:error`;
 const ALERT_RULE = 'Card processor down';
+// A word only the JSON lines of the fields panel's check have.
+const FIELDS_WORD = 'fieldsprobe';
 const CHROMIUM = process.env.LOGHOUND_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.LOGHOUND_SCREENSHOTS || '';
 
@@ -188,6 +191,121 @@ async function expectTableOf(page, answer, what) {
   const countText = await page.textContent('#count');
   expect(countText.includes(answer.count.toLocaleString('en-US')) && countText.includes(answer.groups.toLocaleString('en-US')),
     `${what}: the count shows ${answer.count} matches and ${answer.groups} groups, saw ${JSON.stringify(countText)}`);
+}
+
+// ---- the fields oracle: the API itself -----------------------------------
+
+// The fields API's answer for the page's request parameters, asked with the token.
+async function apiFields(params) {
+  const query = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== null));
+  const url = `${BASE}/api/v1/fields?${new URLSearchParams(query)}`;
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  const body = await response.json();
+  expect(response.ok, `the fields API answers ${JSON.stringify(query)}: HTTP ${response.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+// How many lines the search API counts for `query` (over the last hour
+// unless a range is given).
+async function apiCount(query, from = new Date(Date.now() - 3600_000).toISOString(), to = new Date().toISOString()) {
+  const url = `${BASE}/api/v1/search?${new URLSearchParams({ q: query, from, to, limit: '1' })}`;
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  const body = await response.json();
+  expect(response.ok, `the search API answers ${JSON.stringify(query)}: HTTP ${response.status} ${JSON.stringify(body)}`);
+  return body.count;
+}
+
+async function waitFieldsDone(page) {
+  await page.waitForFunction(() => {
+    const panel = document.querySelector('#fields');
+    return panel && ['done', 'error'].includes(panel.dataset.state);
+  }, null, { timeout: WAIT_MS });
+  expectEqual(await page.getAttribute('#fields', 'data-state'), 'done',
+    `the fields panel's state (it says ${JSON.stringify(await page.textContent('#fields-status'))})`);
+}
+
+// Runs `run` (a search on the page), waits for the fields panel, and returns
+// what the page asked the fields API ({q, from, to, top}), after checking
+// that it asked for the query and range its search used.
+async function fieldsSearch(page, run) {
+  const urls = [];
+  const onRequest = (r) => { const url = new URL(r.url()); if (url.pathname.startsWith('/api/')) urls.push(url); };
+  page.on('request', onRequest);
+  try {
+    await run();
+    await waitSearchDone(page);
+    await waitFieldsDone(page);
+  } finally {
+    page.off('request', onRequest);
+  }
+  const last = (pathname) => urls.filter((url) => url.pathname === pathname).pop();
+  const searched = last('/api/v1/search');
+  const asked = last('/api/v1/fields');
+  expect(searched && asked, `the page asked the search and fields APIs; it asked ${JSON.stringify(urls.map((u) => u.pathname))}`);
+  const params = (url, names) => Object.fromEntries(names.map((name) => [name, url.searchParams.get(name)]));
+  const fieldsParams = params(asked, ['q', 'from', 'to', 'top']);
+  expectEqual(params(asked, ['q', 'from', 'to']), params(searched, ['q', 'from', 'to']),
+    'the query and range of the fields panel and of the search');
+  return fieldsParams;
+}
+
+// The panel as shown: per field its name, its stats line, its numeric line
+// and per top value its text, count, the bar's filled share and whether it
+// has both filter controls.
+const shownFields = (page) => page.$eval('#fields', (panel) => ({
+  total: panel.querySelector('#fields-total').textContent,
+  fields: [...panel.querySelectorAll('#fields-list > .field')].map((li) => ({
+    name: li.querySelector('.field-name').textContent,
+    stats: li.querySelector('.field-stats').textContent,
+    numeric: li.querySelector('.field-numeric')
+      ? Object.fromEntries([...li.querySelectorAll('.field-numeric [data-stat]')].map((s) => [s.dataset.stat, s.querySelector('.stat-value').textContent]))
+      : null,
+    values: [...li.querySelectorAll('.field-values > .value')].map((v) => {
+      const bar = v.querySelector('.value-bar').getBoundingClientRect().width;
+      return {
+        text: v.querySelector('.value-in').textContent,
+        count: v.querySelector('.value-count').textContent,
+        share: bar > 0 ? v.querySelector('.value-fill').getBoundingClientRect().width / bar : null,
+        filters: Boolean(v.querySelector('button.value-in') && v.querySelector('button.value-out')),
+      };
+    }),
+  })),
+}));
+
+const numbersIn = (text) => (text.match(/\d[\d,]*(\.\d+)?/g) || []).map((n) => Number(n.replace(/,/g, '')));
+const shownValue = (value) => (value === '' ? '""' : String(value));
+const closeTo = (text, value) => {
+  const shown = Number(text.replace(/,/g, ''));
+  return Math.abs(shown - value) <= (Number.isInteger(value) ? 0 : Math.max(0.0005, Math.abs(value) * 0.005));
+};
+
+// Every field, count, distinct count, top value and count, bar and numeric
+// summary of the shown panel against the API's answer.
+async function expectPanelOf(page, answer, what) {
+  const shown = await shownFields(page);
+  expectEqual(shown.fields.map((f) => f.name), answer.fields.map((f) => f.name), `${what}: field names`);
+  expect(numbersIn(shown.total).includes(answer.count), `${what}: the panel says ${answer.count} matches, saw ${JSON.stringify(shown.total)}`);
+  answer.fields.forEach((field, i) => {
+    const seen = shown.fields[i];
+    const where = `${what}: field ${i} ${JSON.stringify(field.name)}`;
+    expectEqual(numbersIn(seen.stats), [field.count, field.distinct], `${where}: lines and distinct values shown as ${JSON.stringify(seen.stats)}`);
+    expectEqual(seen.values.map((v) => [v.text, numbersIn(v.count)]), field.top.map((t) => [shownValue(t.value), [t.count]]), `${where}: top values and counts`);
+    for (const [j, top] of field.top.entries()) {
+      const { share } = seen.values[j];
+      expect(share !== null && Math.abs(share - top.count / answer.count) <= 0.02,
+        `${where}: the bar of ${JSON.stringify(top.value)} fills ${share} of its width, its share of the matches is ${top.count / answer.count}`);
+      expect(seen.values[j].filters || top.value === '', `${where}: ${JSON.stringify(top.value)} has a filter-in and a filter-out control`);
+    }
+    expectEqual(seen.numeric === null, !field.numeric, `${where}: whether a numeric line is shown`);
+    if (field.numeric) {
+      for (const stat of ['min', 'avg', 'p99', 'max']) {
+        const value = field.numeric[stat];
+        const text = seen.numeric[stat];
+        expect(text !== undefined && (value === null ? !/\d/.test(text) : closeTo(text, value)),
+          `${where}: ${stat} shows ${JSON.stringify(text)}, the API answers ${value}`);
+      }
+    }
+  });
 }
 
 // ---- questions to the test -----------------------------------------------
@@ -564,6 +682,142 @@ check('live tail refuses a query with pipes and says why', async ({ page }) => {
   expectEqual(await page.getAttribute('#tail-toggle', 'aria-pressed'), 'false', 'the tail stopped');
   await search(page, '');
   await page.waitForSelector('#tail-status[hidden]', { state: 'attached' });
+});
+
+check('the fields panel shows what the fields API answers; its values filter in and out', async ({ page }) => {
+  // JSON lines, so that the matches have parsed fields: numbers, a value
+  // with a space, one with quotes, and a parsed `host` beside the agent's.
+  const names = ['Ann Lee', 'Bo "B" Chen', 'carl'];
+  const statuses = [200, 200, 201, 503, 404];
+  const count = 30;
+  const start = Date.now() - count * 1000;
+  const probes = Array.from({ length: count }, (_, i) => JSON.stringify({
+    time: new Date(start + i * 1000).toISOString(), level: i % 4 === 0 ? 'warn' : 'info',
+    msg: `${FIELDS_WORD} checkout step ${i}`, method: i % 3 === 0 ? 'POST' : 'GET', status: statuses[i % 5],
+    duration_ms: 5.25 + ((i * 37) % 250), user: { name: names[i % 3] }, host: 'db-1', ok: i % 5 !== 3,
+  }));
+  fs.appendFileSync(LOG_FILE, `${probes.join('\n')}\n`);
+  const deadline = Date.now() + WAIT_MS;
+  while (await apiCount(FIELDS_WORD) < count) {
+    expect(Date.now() < deadline, `the ${count} JSON lines are searchable within ${WAIT_MS} ms`);
+    await page.waitForTimeout(200);
+  }
+
+  const asked = await fieldsSearch(page, () => search(page, FIELDS_WORD));
+  const answer = await apiFields(asked);
+  expectEqual(answer.count, count, 'the fields API counts the JSON lines');
+  expectEqual(await shownCount(page), answer.count, 'the search count beside the panel');
+  const fieldAt = (name, from = 0) => answer.fields.findIndex((f, i) => i >= from && f.name === name);
+  const hostAt = fieldAt('host');
+  const parsedHostAt = fieldAt('host', hostAt + 1);
+  expect(fieldAt('status') >= 0 && answer.fields[fieldAt('status')].numeric && fieldAt('user.name') >= 0 && parsedHostAt > hostAt,
+    `the answer has the parsed fields: ${JSON.stringify(answer.fields.map((f) => f.name))}`);
+  await expectPanelOf(page, answer, FIELDS_WORD);
+  await screenshot(page, 'fields');
+
+  // A value as a filter: the query gains the term, the search counts the
+  // lines the panel counted for it, and the panel is that search's.
+  const valueRow = (fieldIndex, value) => {
+    const valueIndex = answer.fields[fieldIndex].top.findIndex((t) => t.value === value);
+    expect(valueIndex >= 0, `${JSON.stringify(value)} is among the top values of ${answer.fields[fieldIndex].name}`);
+    const row = page.locator('#fields-list > .field').nth(fieldIndex).locator('.field-values > .value').nth(valueIndex);
+    return { row, count: answer.fields[fieldIndex].top[valueIndex].count };
+  };
+  const filters = [
+    { field: fieldAt('user.name'), value: 'Ann Lee', term: 'user.name:"Ann Lee"' },
+    { field: fieldAt('user.name'), value: 'Bo "B" Chen', term: 'user.name:"Bo \\"B\\" Chen"' },
+    { field: parsedHostAt, value: 'db-1', term: 'fields.host:db-1' },
+    { field: fieldAt('status'), value: 503, term: '-status:503', exclude: true },
+  ];
+  for (const { field, value, term, exclude } of filters) {
+    await fieldsSearch(page, () => search(page, FIELDS_WORD));
+    const { row, count: valueCount } = valueRow(field, value);
+    const filtered = await fieldsSearch(page, () => row.locator(exclude ? 'button.value-out' : 'button.value-in').click());
+    const query = `${FIELDS_WORD} ${term}`;
+    expectEqual(await page.inputValue('#q'), query, `the query after ${exclude ? 'excluding' : 'choosing'} ${JSON.stringify(value)}`);
+    expectEqual(new URL(page.url()).searchParams.get('q'), query, 'the query in the URL');
+    expectEqual(filtered.q, query, 'the query of the new panel');
+    const wanted = exclude ? answer.count - valueCount : valueCount;
+    expectEqual(await shownCount(page), wanted, `the count of ${query} (the panel counted ${valueCount} for ${JSON.stringify(value)} of ${answer.count})`);
+    const narrowed = await apiFields(filtered);
+    await expectPanelOf(page, narrowed, query);
+    // The same field: a name's first entry is a built-in field, a second one a parsed field.
+    const { name } = answer.fields[field];
+    const nth = answer.fields.slice(0, field).filter((f) => f.name === name).length;
+    const values = narrowed.fields.filter((f) => f.name === name)[nth]?.top.map((t) => t.value) || [];
+    if (exclude) expect(!values.includes(value), `${query}: the panel no longer lists ${value}, saw ${JSON.stringify(values)}`);
+    else expectEqual(values, [value], `${query}: the one value of the field`);
+  }
+
+  // The lines do not wait for the panel, and the answer of an older search
+  // never replaces the newer one's: the first fields answer is held until
+  // a second search's panel is shown.
+  const heldCount = valueRow(fieldAt('status'), 503).count;
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let heldRequest = null;
+  let seen;
+  const seenHeld = new Promise((resolve) => { seen = resolve; });
+  const hold = async (route) => {
+    if (!heldRequest) {
+      heldRequest = route.request();
+      seen();
+      await held;
+    }
+    await route.continue().catch(() => {}); // the page may have given up on it
+  };
+  const isFields = (url) => url.pathname === '/api/v1/fields';
+  await page.route(isFields, hold);
+  try {
+    await search(page, `${FIELDS_WORD} status:503`);
+    await seenHeld;
+    expectEqual(await shownCount(page), heldCount, 'the lines are shown while the panel waits');
+    expectEqual(await page.getAttribute('#fields', 'aria-busy'), 'true', 'the panel says it is loading');
+    const newer = await fieldsSearch(page, () => search(page, FIELDS_WORD));
+    release();
+    await heldRequest.response().catch(() => null);
+    await page.evaluate(() => new Promise((resolve) => { setTimeout(resolve, 200); }));
+    await expectPanelOf(page, await apiFields(newer), `${FIELDS_WORD} after an older search's answer`);
+  } finally {
+    release();
+    await page.unroute(isFields, hold);
+  }
+
+  // Narrow screens: above the lines, collapsed until opened.
+  await page.setViewportSize({ width: 700, height: 860 });
+  await page.waitForFunction(() => !document.querySelector('#fields-details').open, null, { timeout: WAIT_MS });
+  expect(await page.isHidden('#fields-list'), 'a narrow screen collapses the panel');
+  const [panelBox, resultsBox] = await Promise.all(['#fields', '#results'].map((s) => page.locator(s).boundingBox()));
+  expect(panelBox.y + panelBox.height <= resultsBox.y, `on a narrow screen the panel is above the lines: ${JSON.stringify([panelBox, resultsBox])}`);
+  await page.click('#fields-details > summary');
+  expect(await page.isVisible('#fields-list'), 'the collapsed panel opens');
+  await screenshot(page, 'fields-narrow');
+  await page.setViewportSize({ width: 1400, height: 860 });
+  await page.waitForFunction(() => document.querySelector('#fields-details').open, null, { timeout: WAIT_MS });
+  const [wideBox, wideResults] = await Promise.all(['#fields', '#results'].map((s) => page.locator(s).boundingBox()));
+  expect(wideBox.x >= wideResults.x + wideResults.width, `on a wide screen the panel is beside the lines: ${JSON.stringify([wideBox, wideResults])}`);
+
+  // Both themes colour the bars.
+  const barColour = () => page.$eval('#fields .value-fill', (e) => getComputedStyle(e).backgroundColor);
+  const dark = await barColour();
+  await page.click('#theme-toggle');
+  const light = await barColour();
+  expect(dark !== light, `the light theme recolours the bars: ${dark} and ${light}`);
+  await screenshot(page, 'fields-light');
+  await page.click('#theme-toggle');
+
+  // A query with pipes answers a table: no panel, and it is not asked.
+  const urls = [];
+  const onRequest = (r) => urls.push(new URL(r.url()).pathname);
+  page.on('request', onRequest);
+  try {
+    await search(page, `${FIELDS_WORD} | stats count() by (status)`);
+  } finally {
+    page.off('request', onRequest);
+  }
+  expect(await page.isHidden('#fields'), 'no fields panel beside a table');
+  expect(!urls.includes('/api/v1/fields'), `a query with pipes does not ask for fields: ${JSON.stringify(urls)}`);
+  await search(page, '');
 });
 
 async function apiStatus(page, route) {

@@ -2,10 +2,12 @@
 //! `loghound-agent` following a log file written here, and
 //! `tests/browser/ui.mjs` driving Debian's Chromium through playwright-core
 //! (sign-in, search, histogram, paging, chips, query errors, tables and
-//! charts of queries with pipes, context, live tail, saved searches, alerts,
-//! a read-only session). The script reads its expectations from the log
-//! file, not from the server, except for pipe tables, which it compares
-//! cell by cell with the stats API's answer. Alerts made in the
+//! charts of queries with pipes, context, live tail, the fields panel, saved
+//! searches, alerts, a read-only session). The script reads its
+//! expectations from the log file, not from the server, except for pipe
+//! tables, which it compares cell by cell with the stats API's answer, and
+//! the fields panel, which it compares with the fields API's answer for
+//! the JSON lines it appends. Alerts made in the
 //! browser deliver to a real webhook receiver here; the script asks this
 //! test to write the line an alert waits for and for the link that
 //! notification carried, and this test checks what the receiver got.
@@ -317,6 +319,7 @@ fn the_web_ui_works_in_a_real_browser() {
         "ok: a timechart draws one line per series",
         "ok: a bad pipe shows the server's error at its position",
         "ok: live tail refuses a query with pipes",
+        "ok: the fields panel shows what the fields API answers",
         "ok: clicking a line opens its context",
         "ok: live tail shows appended lines",
         "ok: save a search and see it in the list",

@@ -48,6 +48,7 @@ const FILES: &[(&str, &str, &[u8])] = assets! {
     "js/app.js" => "text/javascript; charset=utf-8",
     "js/context.js" => "text/javascript; charset=utf-8",
     "js/dom.js" => "text/javascript; charset=utf-8",
+    "js/fields.js" => "text/javascript; charset=utf-8",
     "js/histogram.js" => "text/javascript; charset=utf-8",
     "js/range.js" => "text/javascript; charset=utf-8",
     "js/results.js" => "text/javascript; charset=utf-8",

@@ -1,10 +1,12 @@
 // The search page: query box, time range, histogram, results with paging
-// on scroll, context, live tail, save. A query with pipes (a `|` outside
-// quotes) answers a table instead, with a chart for a timechart.
+// on scroll, the fields of the matches beside them, context, live tail,
+// save. A query with pipes (a `|` outside quotes) answers a table instead,
+// with a chart for a timechart.
 
 import { api, ApiError } from './api.js';
 import { openContext } from './context.js';
 import { fromTemplate, h, isTyping, showError } from './dom.js';
+import { FIELD_VALUES, FieldsPanel } from './fields.js';
 import { Histogram, LineChart } from './histogram.js';
 import {
   fromLocalInput, PRESETS, resolveBounds, stateFromUrl, toLocalInput, urlForState,
@@ -58,6 +60,7 @@ export function renderSearchPage(main, { navigate, session }) {
   };
   const histogram = new Histogram(el('histogram'), zoomTo);
   const lineChart = new LineChart(el('stats-plot'), el('stats-legend'), zoomTo);
+  const fields = new FieldsPanel(el('fields'), addFilter);
 
   function syncControls() {
     input.value = state.q;
@@ -170,6 +173,7 @@ export function renderSearchPage(main, { navigate, session }) {
     if (piped && tail.running) refuseTail();
     else if (!piped) clearTailRefusal();
     showView(piped);
+    if (piped) fields.hide(); else fields.loading();
     setCount(0, true);
     results.setAttribute('aria-busy', 'true');
     const params = { q: state.q, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() };
@@ -193,12 +197,14 @@ export function renderSearchPage(main, { navigate, session }) {
       results.replaceChildren(hitRows(found.hits));
       page.cursor = found.cursor;
       page.shown = found.hits.length;
+      loadFields(params, mine, signal);
       if (tail.running) setTail(true);
     } catch (error) {
       if (mine !== generation || error.name === 'AbortError') return;
       results.replaceChildren();
       histogram.clear();
       clearTable();
+      fields.hide();
       count.textContent = '';
       delete count.dataset.count;
       if (error instanceof ApiError && error.status === 400) showQueryError(error);
@@ -209,6 +215,17 @@ export function renderSearchPage(main, { navigate, session }) {
         results.setAttribute('aria-busy', 'false');
         updateMore();
       }
+    }
+  }
+
+  // Asked once the lines are shown, so its pass over every match never
+  // delays them; a newer search aborts it.
+  async function loadFields(params, mine, signal) {
+    try {
+      const answer = await api('/api/v1/fields', { params: { ...params, top: FIELD_VALUES }, signal });
+      if (mine === generation) fields.show(answer);
+    } catch (error) {
+      if (mine === generation && error.name !== 'AbortError') fields.fail(`Fields unavailable: ${error.message}`);
     }
   }
 
@@ -257,8 +274,9 @@ export function renderSearchPage(main, { navigate, session }) {
   }, { rootMargin: '600px 0px' });
   observer.observe(more);
 
-  function addFilter(field, value) {
-    state = { ...state, q: addTerm(input.value, filterTerm(field, value)) };
+  // Adds `field:value` to the query, or `-field:value` when `exclude`.
+  function addFilter(field, value, exclude = false) {
+    state = { ...state, q: addTerm(input.value, `${exclude ? '-' : ''}${filterTerm(field, value)}`) };
     syncControls();
     search();
   }
@@ -404,6 +422,7 @@ export function renderSearchPage(main, { navigate, session }) {
     dispose() {
       document.removeEventListener('keydown', onKey);
       observer.disconnect();
+      fields.dispose();
       tail.stop();
       if (controller) controller.abort();
     },

@@ -78,6 +78,41 @@ export function filterTerm(name, value) {
   return `${name}:"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
+// The fields API lists the built-in fields first, in this order, then the
+// parsed fields by name.
+const BUILT_IN_FIELDS = ['host', 'source', 'app', 'severity'];
+// Names a query reads as something other than a parsed field.
+const RESERVED_NAMES = new Set([...BUILT_IN_FIELDS, 'message', 'file_id', 'fields', 'tags']);
+// What the query language accepts as a field name (the server's lexer).
+const FIELD_NAME = /^[\p{Alphabetic}_@][\p{Alphabetic}\p{N}_@.-]*$/u;
+
+// How a query names each field of the fields API's answer, in its order:
+// a built-in field as it is, a parsed field by its name, or as
+// `fields.NAME` when its name means something else in a query; `null` for
+// a name the language cannot write. A built-in name is the built-in field
+// while the answer is still in the built-in part of its list.
+export function fieldQueryNames(names) {
+  let next = 0; // where in BUILT_IN_FIELDS the next built-in field may be
+  return names.map((name) => {
+    const at = BUILT_IN_FIELDS.indexOf(name, next);
+    if (at >= 0) {
+      next = at + 1;
+      return name;
+    }
+    next = BUILT_IN_FIELDS.length;
+    if (!FIELD_NAME.test(name) || name.split('.').includes('')) return null;
+    const taken = RESERVED_NAMES.has(name) || name.startsWith('tags.') || name.startsWith('fields.');
+    return taken ? `fields.${name}` : name;
+  });
+}
+
+// A field value of an API answer (a JSON string, number or boolean) as
+// text, the way it is shown and written into a query.
+export function valueText(value) {
+  if (value === null || value === undefined) return NO_VALUE;
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
 // Appends a term to a query unless the query already has it as a word.
 export function addTerm(query, term) {
   const trimmed = query.trim();
