@@ -34,6 +34,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         tls_key: Option<PathBuf>,
     },
+    /// Where a data directory's index bytes go: per day, per part of
+    /// the index (terms, postings, positions, fast columns, stored lines)
+    /// and per field. Reads the directory; a running server may keep
+    /// writing to it.
+    DiskUsage {
+        /// Data directory (default ./loghound-data).
+        #[arg(long, default_value = "loghound-data")]
+        data_dir: PathBuf,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -232,6 +241,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(loghound_server::serve::run(settings))
+        }
+        Command::DiskUsage { data_dir } => {
+            let root = data_dir.join("indexes");
+            if !root.is_dir() {
+                anyhow::bail!("{} has no index directory", data_dir.display());
+            }
+            let days = loghound_server::index::usage::usage(&root)?;
+            print!("{}", loghound_server::index::usage::report(&days));
+            Ok(())
         }
         Command::Token {
             command: TokenCommand::Create { data_dir, scopes },

@@ -1,7 +1,8 @@
-//! Stats over day indexes written before `host`, `source`, `app` and
-//! `severity` had fast columns: the server opens them as they are and
-//! reads those fields from stored documents, so groups span old and new
-//! days without a re-index.
+//! Day indexes written by earlier releases: before `host`, `source`, `app`
+//! and `severity` had fast columns, while `id` still had terms, fields had
+//! norms and lines were stored in lz4 blocks. The server opens them as
+//! they are: stats read the missing columns from stored documents, and
+//! search and context work across old and new days without a re-index.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -205,4 +206,93 @@ async fn groups_span_days_written_before_and_after_keyword_columns() {
         ]),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_and_context_span_days_of_both_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    write_old_day(dir.path(), &["old-1", "old-1", "old-1"]);
+    let read = create(dir.path(), &[Scope::Read]).unwrap();
+    let config = ServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        commit_interval_ms: 100,
+        index_writer_heap_bytes: 16 << 20,
+        index_writer_threads: 1,
+        ..ServerConfig::default()
+    };
+    let server = recover(&config).unwrap();
+    let events: Vec<Event> = (0..4)
+        .map(|i| line("new-1", i * 100, DAY0_MS + DAY_MS + i as i64))
+        .collect();
+    let backend = server.state.ingest.clone();
+    tokio::task::spawn_blocking(move || {
+        let body = encode_batch(&events, 3).unwrap();
+        let agent = AgentId::new("new-agent").unwrap();
+        backend.ingest(&agent, DAY0_MS + DAY_MS, &body).unwrap()
+    })
+    .await
+    .unwrap();
+
+    let range = "from=2025-11-19T00:00:00Z&to=2025-11-23T00:00:00Z";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = get(&server, &read, &format!("/api/v1/search?q=line&{range}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["count"] == 7 || Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let hits = body["hits"].as_array().cloned().unwrap_or_default();
+    let messages: Vec<&str> = hits.iter().filter_map(|h| h["message"].as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "new line 300 with error",
+            "new line 200 with error",
+            "new line 100 with error",
+            "new line 0 with error",
+            "old line 2 with error",
+            "old line 1 with error",
+            "old line 0 with error",
+        ],
+        "{body}"
+    );
+
+    // Context finds an event by its id on either layout; before is
+    // earlier in the file.
+    for (hit, before, after) in [
+        (1, "new line 100 with error", "new line 300 with error"),
+        (5, "old line 0 with error", "old line 2 with error"),
+    ] {
+        let id = hits[hit]["id"].as_str().unwrap();
+        let (status, context) = get(
+            &server,
+            &read,
+            &format!("/api/v1/context?id={id}&before=1&after=1"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{context}");
+        assert_eq!(
+            context["event"]["message"], hits[hit]["message"],
+            "{context}"
+        );
+        assert_eq!(context["before"][0]["message"], before, "{context}");
+        assert_eq!(context["after"][0]["message"], after, "{context}");
+    }
+    let (status, missing) = get(&server, &read, "/api/v1/context?id=999999999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+
+    // The new day has the new layout: zstd blocks and no id terms.
+    let new_day = Index::open_in_dir(dir.path().join("indexes").join("2025-11-21")).unwrap();
+    assert!(
+        matches!(
+            new_day.settings().docstore_compression,
+            tantivy::store::Compressor::Zstd(_)
+        ),
+        "{:?}",
+        new_day.settings()
+    );
+    let id = new_day.schema().get_field("id").unwrap();
+    assert!(!new_day.schema().get_field_entry(id).is_indexed());
 }

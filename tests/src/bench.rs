@@ -103,3 +103,65 @@ impl Flags {
         }
     }
 }
+
+/// Statuses of [`RequestLines`] and their weights (per 1000).
+const STATUSES: [(u32, u32); 7] = [
+    (200, 850),
+    (301, 30),
+    (302, 30),
+    (401, 20),
+    (404, 50),
+    (500, 15),
+    (503, 5),
+];
+
+/// JSON request lines, the same sequence every run:
+/// `{"time": …, "status": …, "path": …, "client_ip": …, "duration_ms": …,
+/// "msg": …}` with 7 weighted statuses, 100 paths, 100,000 client
+/// addresses and durations spread over four orders of magnitude (most
+/// requests fast).
+pub struct RequestLines {
+    state: u64,
+}
+
+impl Default for RequestLines {
+    fn default() -> Self {
+        RequestLines {
+            state: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+}
+
+impl RequestLines {
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// The next line, timed `time_ms`, without a line end.
+    pub fn line(&mut self, time_ms: i64) -> String {
+        let total: u32 = STATUSES.iter().map(|(_, w)| w).sum();
+        let mut pick = (self.next() % u64::from(total)) as u32;
+        let status = STATUSES
+            .iter()
+            .find(|(_, w)| {
+                let hit = pick < *w;
+                pick = pick.saturating_sub(*w);
+                hit
+            })
+            .map_or(200, |(s, _)| *s);
+        let path = self.next() % 100;
+        let ip = self.next() % 100_000;
+        let exponent = (self.next() % 1000) as f64 / 250.0;
+        let duration = (10f64.powf(exponent) * 100.0).round() / 1000.0;
+        format!(
+            "{{\"time\":\"{}\",\"status\":{status},\"path\":\"/api/v1/r{path}\",\"client_ip\":\"10.{}.{}.{}\",\"duration_ms\":{duration},\"msg\":\"request served\"}}",
+            crate::data::rfc3339_utc(time_ms),
+            ip / 65536,
+            ip / 256 % 256,
+            ip % 256
+        )
+    }
+}

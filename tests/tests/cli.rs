@@ -141,3 +141,133 @@ fn search_with_a_bad_token_fails_loudly() {
         );
     }
 }
+
+/// The figures of `loghound disk-usage`'s line for `label` (a day or
+/// `all`): docs, segments, bytes.
+fn usage_line(report: &str, label: &str) -> Option<(u64, u64, u64)> {
+    let line = report
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(label))?;
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    match numbers[..] {
+        [docs, segments, bytes] => Some((docs, segments, bytes)),
+        _ => None,
+    }
+}
+
+/// The bytes `loghound disk-usage` gives a part or field line.
+fn usage_bytes(report: &str, section: &str, name: &str) -> Option<u64> {
+    report
+        .split("\n\n")
+        .find(|block| block.starts_with(section))?
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn disk_usage_accounts_for_every_line_and_every_byte_of_the_index() {
+    let tmp = temp_dir();
+    let mut server = Server::start(&tmp.path().join("server"));
+    let url = server.url();
+    let ingest_token = token(server.data_dir(), &["ingest"]);
+    let read_token = token(server.data_dir(), &["read"]);
+    let messages: Vec<String> = (0..3000)
+        .map(|n| {
+            format!(
+                "diskusage request {n} from 10.0.{}.{} took {}ms",
+                n % 7,
+                n % 250,
+                n % 97
+            )
+        })
+        .collect();
+    for (i, chunk) in messages.chunks(1000).enumerate() {
+        let batch = loghound_tests::data::events("du-f", i as u64 * 1_000_000, chunk);
+        assert_eq!(ingest(&url, &ingest_token, "e2e-du", &batch).accepted, 1000);
+    }
+    wait_for_count(
+        &url,
+        &read_token,
+        "diskusage",
+        3000,
+        Duration::from_secs(30),
+    );
+    // Stopped, so the files listed are the files measured.
+    server.kill9();
+
+    let data_dir = tmp.path().join("server");
+    let output = run_loghound(&["disk-usage", "--data-dir", &data_dir.to_string_lossy()]);
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let (docs, segments, bytes) = usage_line(&report, "all").expect("an `all` line");
+    assert_eq!(docs, 3000, "{report}");
+    assert!(segments >= 1, "{report}");
+    let mut on_disk = 0;
+    for day in std::fs::read_dir(data_dir.join("indexes")).expect("list indexes") {
+        for file in std::fs::read_dir(day.expect("day").path()).expect("list a day") {
+            let metadata = file.expect("file").metadata().expect("metadata");
+            if metadata.is_file() {
+                on_disk += metadata.len();
+            }
+        }
+    }
+    assert_eq!(bytes, on_disk, "{report}");
+    // Parts and fields add up to no more than the files hold, and the
+    // message's terms, postings and positions are there.
+    let parts: u64 = [
+        "terms",
+        "postings",
+        "positions",
+        "fast",
+        "fieldnorms",
+        "store",
+        "other",
+    ]
+    .iter()
+    .map(|p| usage_bytes(&report, "part", p).unwrap_or_else(|| panic!("part {p}: {report}")))
+    .sum();
+    assert!(parts > 0 && parts <= bytes, "{report}");
+    assert!(
+        usage_bytes(&report, "part", "positions").unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert!(
+        usage_bytes(&report, "field", "message").unwrap_or(0) > 0,
+        "{report}"
+    );
+    let fields_sum: u64 = report
+        .split("\n\n")
+        .find(|block| block.starts_with("field"))
+        .map(|block| {
+            block
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    assert_eq!(fields_sum, parts, "{report}");
+
+    let missing = run_loghound(&[
+        "disk-usage",
+        "--data-dir",
+        &tmp.path().join("nothing").to_string_lossy(),
+    ]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("has no index directory"), "{stderr}");
+}

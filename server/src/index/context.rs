@@ -10,11 +10,12 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::Bound;
 
 use loghound_shared::api::{ContextResponse, Hit};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
@@ -44,10 +45,10 @@ impl Searcher {
             .iter()
             .map(|d| d.reader.searcher())
             .collect();
-        let by_id = TermQuery::new(
-            Term::from_field_u64(fields.id, request.id),
-            IndexRecordOption::Basic,
-        );
+        // The id column: segments whose id range misses it are skipped
+        // whole.
+        let id = || Bound::Included(Term::from_field_u64(fields.id, request.id));
+        let by_id = RangeQuery::new(id(), id());
         let mut found = None;
         for searcher in &searchers {
             let addresses = searcher.search(&by_id, &tantivy::collector::DocSetCollector)?;

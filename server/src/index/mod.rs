@@ -28,6 +28,7 @@ pub mod schema;
 pub mod search;
 pub mod stats;
 pub mod tail;
+pub mod usage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -204,7 +205,7 @@ impl IndexSet {
             }
             index
         } else {
-            Index::create(directory, self.schema.clone(), Default::default()).map_err(open_error)?
+            Index::create(directory, self.schema.clone(), schema::settings()).map_err(open_error)?
         };
         schema::register_analyzers(index.tokenizers());
         let reader: IndexReader = index

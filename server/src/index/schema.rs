@@ -1,12 +1,14 @@
 //! The tantivy schema of a day index and the analyzers it relies on.
 
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, Schema,
-    TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
+    Schema, TextFieldIndexing, TextOptions, FAST, STORED,
 };
+use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::tokenizer::{
     LowerCaser, RawTokenizer, SimpleTokenizer, TextAnalyzer, TokenizerManager,
 };
+use tantivy::IndexSettings;
 
 /// Analyzer of `message`: words split on non-alphanumerics, lowercased.
 /// Unlike tantivy's `default` it drops no long token, so hashes and trace
@@ -55,14 +57,17 @@ pub struct Fields {
 pub fn build() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     // Only what searches use is indexed: every indexed value is a term
-    // written, sorted and merged for every line.
+    // written, sorted and merged for every line. Nothing keeps field
+    // norms: results are ordered by time, never scored by length, and a
+    // norm costs a byte per line per indexed field.
     let fast_date = DateOptions::default()
         .set_fast()
         .set_precision(DateTimePrecision::Milliseconds);
     let keyword = TextOptions::default().set_stored().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(KEYWORD_ANALYZER)
-            .set_index_option(IndexRecordOption::Basic),
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
     );
     // What stats group by is also a fast column, of the value as sent
     // (not lowercased), so groups show it as it was written.
@@ -70,11 +75,15 @@ pub fn build() -> (Schema, Fields) {
     let text = TextOptions::default().set_stored().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(TEXT_ANALYZER)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+            .set_fieldnorms(false),
     );
     let stored_keyword = TextOptions::default().set_stored();
+    let flag = NumericOptions::default().set_indexed().set_stored();
     let fields = Fields {
-        id: builder.add_u64_field("id", INDEXED | FAST),
+        // Found by range queries on its column (one id is the range
+        // [id, id]): a term per line would cost more than the column.
+        id: builder.add_u64_field("id", FAST),
         timestamp: builder.add_date_field("timestamp", fast_date.clone()),
         received_at: builder.add_date_field("received_at", fast_date.set_stored()),
         host: builder.add_text_field("host", fast_keyword.clone()),
@@ -90,7 +99,8 @@ pub fn build() -> (Schema, Fields) {
                 .set_indexing_options(
                     TextFieldIndexing::default()
                         .set_tokenizer(TEXT_ANALYZER)
-                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                        .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+                        .set_fieldnorms(false),
                 ),
         ),
         message: builder.add_text_field("message", text),
@@ -98,15 +108,39 @@ pub fn build() -> (Schema, Fields) {
             "tags",
             JsonObjectOptions::default()
                 .set_stored()
-                .set_indexing_options(TextFieldIndexing::default().set_tokenizer(KEYWORD_ANALYZER)),
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer(KEYWORD_ANALYZER)
+                        .set_fieldnorms(false),
+                ),
         ),
         agent: builder.add_text_field("agent", stored_keyword),
         file_id: builder.add_text_field("file_id", keyword),
         offset: builder.add_u64_field("offset", FAST | STORED),
-        truncated: builder.add_bool_field("truncated", INDEXED | STORED),
-        invalid_utf8: builder.add_bool_field("invalid_utf8", INDEXED | STORED),
+        truncated: builder.add_bool_field("truncated", flag.clone()),
+        invalid_utf8: builder.add_bool_field("invalid_utf8", flag),
     };
     (builder.build(), fields)
+}
+
+/// Stored lines: zstd blocks. A block is decompressed whole to read one
+/// line, so its size trades disk for the cost of loading a hit; lines of
+/// a day repeat their hosts, paths and message shapes, which zstd's
+/// window finds. Existing indexes keep the settings they were created
+/// with (lz4 before these).
+pub const STORE_BLOCK_BYTES: usize = 128 << 10;
+/// zstd level of the stored lines.
+pub const STORE_ZSTD_LEVEL: i32 = 3;
+
+/// The settings of a new day index.
+pub fn settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: Compressor::Zstd(ZstdCompressor {
+            compression_level: Some(STORE_ZSTD_LEVEL),
+        }),
+        docstore_blocksize: STORE_BLOCK_BYTES,
+        ..IndexSettings::default()
+    }
 }
 
 /// Whether an existing index's schema can be used with [`build`]'s

@@ -22,60 +22,19 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use loghound_tests::bench::{dir_size, percentile};
+use loghound_tests::bench::{dir_size, percentile, RequestLines};
 use loghound_tests::data::rfc3339_utc;
 use loghound_tests::http::get_with_params;
 use loghound_tests::{token, Agent, Server};
 
-const STATUSES: [(u32, u32); 7] = [
-    (200, 850),
-    (301, 30),
-    (302, 30),
-    (401, 20),
-    (404, 50),
-    (500, 15),
-    (503, 5),
-];
-
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn write_lines(path: &Path, n: u64, start_ms: i64, span_ms: i64) -> u64 {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).expect("create raw file"));
-    let mut random = Random(0x2545_f491_4f6c_dd1d);
-    let total: u32 = STATUSES.iter().map(|(_, w)| w).sum();
+    let mut requests = RequestLines::default();
     let mut bytes = 0u64;
     for i in 0..n {
         let time = start_ms + (i as i128 * span_ms as i128 / n as i128) as i64;
-        let mut pick = (random.next() % u64::from(total)) as u32;
-        let status = STATUSES
-            .iter()
-            .find(|(_, w)| {
-                let hit = pick < *w;
-                pick = pick.saturating_sub(*w);
-                hit
-            })
-            .map_or(200, |(s, _)| *s);
-        let path = random.next() % 100;
-        let ip = random.next() % 100_000;
-        // 0.1 ms to ~10 s, most requests fast.
-        let exponent = (random.next() % 1000) as f64 / 250.0;
-        let duration = (10f64.powf(exponent) * 100.0).round() / 1000.0;
-        let line = format!(
-            "{{\"time\":\"{}\",\"status\":{status},\"path\":\"/api/v1/r{path}\",\"client_ip\":\"10.{}.{}.{}\",\"duration_ms\":{duration},\"msg\":\"request served\"}}\n",
-            rfc3339_utc(time),
-            ip / 65536,
-            ip / 256 % 256,
-            ip % 256
-        );
+        let mut line = requests.line(time);
+        line.push('\n');
         out.write_all(line.as_bytes()).expect("write raw file");
         bytes += line.len() as u64;
     }
