@@ -44,6 +44,22 @@ pub fn usage(pid: u32) -> Option<(f64, u64)> {
     Some((ticks / 100.0, hwm_kib * 1024))
 }
 
+/// Resident anonymous memory (heap, stacks; not mapped files) of a live
+/// process, in bytes: `RssAnon`. Peak RSS also counts the pages of index
+/// files a process maps and reads, which the kernel can drop at will.
+pub fn anon_rss(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// The `p`th percentile (nearest rank) of sorted values.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

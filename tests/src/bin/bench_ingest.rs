@@ -12,7 +12,8 @@
 //! another. `json`: JSON request lines (`bench::RequestLines`) over the last
 //! hour. Every batch is encoded (NDJSON, zstd level 1, 2,000 events)
 //! before the clock starts, so the figures are the server's: CPU is its
-//! user + system time over the run, RSS its peak (`VmHWM`). The index is
+//! user + system time over the run, RSS its peak (`VmHWM`, which counts
+//! mapped index pages too) and its sampled peak of anonymous memory. The index is
 //! measured when the last line is searchable and again once its merges
 //! have settled, and `loghound disk-usage` shows where its bytes go.
 
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use loghound_shared::api::INGEST_PATH;
 use loghound_shared::{encode_batch, Event};
-use loghound_tests::bench::{corpus_lines, dir_size, usage, Flags, RequestLines};
+use loghound_tests::bench::{anon_rss, corpus_lines, dir_size, usage, Flags, RequestLines};
 use loghound_tests::data::{events, now_ms};
 use loghound_tests::http::{client, get_search, ingest_headers};
 use loghound_tests::paths::loghound_bin;
@@ -199,12 +200,14 @@ fn main() {
         std::thread::spawn(move || send(&url, &ingest, &load, clients))
     };
     let mut peak_rss = 0u64;
+    let mut peak_anon = 0u64;
     let mut acked_at = None;
     let deadline = t0 + Duration::from_secs(3600);
     loop {
         if let Some((_, rss)) = usage(pid) {
             peak_rss = peak_rss.max(rss);
         }
+        peak_anon = peak_anon.max(anon_rss(pid).unwrap_or(0));
         if acked_at.is_none() && sender.is_finished() {
             acked_at = Some(t0.elapsed().as_secs_f64());
         }
@@ -264,6 +267,10 @@ fn main() {
         peak_rss as f64 / 1048576.0,
         rss_at_searchable as f64 / 1048576.0,
         rss_settled as f64 / 1048576.0
+    );
+    println!(
+        "| server peak anonymous RSS (sampled; without mapped index files) | {:.0} MiB |",
+        peak_anon as f64 / 1048576.0
     );
     println!(
         "| index / raw bytes, at searchable | {:.3} |",
