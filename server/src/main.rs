@@ -7,6 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use loghound_server::config::{ServerConfig, TlsConfig};
 use loghound_server::tokens::Scope;
 
+/// jemalloc: less CPU and less resident memory than glibc's malloc under
+/// indexing (BENCHMARKS.md, "Server ingest").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "loghound", version, about = "Loghound: log search and alerts")]
 struct Cli {
