@@ -17,6 +17,7 @@ use loghound_server::serve::{recover, Recovered};
 use loghound_server::tokens::{create, Scope};
 use loghound_shared::{encode_batch, AgentId, ByteOffset, Event, FileId};
 use serde_json::{json, Value};
+use tantivy::schema::OwnedValue;
 use tantivy::schema::{
     DateOptions, DateTimePrecision, IndexRecordOption, JsonObjectOptions, Schema,
     TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
@@ -89,8 +90,7 @@ fn write_old_day(data_dir: &std::path::Path, hosts: &[&str]) {
     let mut writer = index.writer_with_num_threads(1, 16 << 20).unwrap();
     for (i, host) in hosts.iter().enumerate() {
         let time = DateTime::from_timestamp_millis(DAY0_MS + i as i64 * 1000);
-        writer
-            .add_document(doc!(
+        let mut document = doc!(
                 field("id") => i as u64,
                 field("timestamp") => time,
                 field("received_at") => time,
@@ -101,8 +101,15 @@ fn write_old_day(data_dir: &std::path::Path, hosts: &[&str]) {
                 field("agent") => "old-agent",
                 field("file_id") => "old-file",
                 field("offset") => i as u64 * 10,
-            ))
-            .unwrap();
+        );
+        // Old days store the parsed fields.
+        if i == 1 {
+            document.add_object(
+                field("fields"),
+                BTreeMap::from([("user".to_string(), OwnedValue::Str("ann".into()))]),
+            );
+        }
+        writer.add_document(document).unwrap();
     }
     writer.commit().unwrap();
 }
@@ -221,9 +228,15 @@ async fn search_and_context_span_days_of_both_layouts() {
         ..ServerConfig::default()
     };
     let server = recover(&config).unwrap();
-    let events: Vec<Event> = (0..4)
+    let mut events: Vec<Event> = (0..4)
         .map(|i| line("new-1", i * 100, DAY0_MS + DAY_MS + i as i64))
         .collect();
+    // New days derive parsed fields from the line, and store the sender's.
+    let mut json = line("new-1", 400, DAY0_MS + DAY_MS + 4);
+    json.message = r#"{"msg":"json request","user":"bo","n":3}"#.into();
+    json.end_offset = ByteOffset(400 + json.message.len() as u64 + 1);
+    json.fields = BTreeMap::from([("unit".to_string(), json!("web.service"))]);
+    events.push(json);
     let backend = server.state.ingest.clone();
     tokio::task::spawn_blocking(move || {
         let body = encode_batch(&events, 3).unwrap();
@@ -258,6 +271,24 @@ async fn search_and_context_span_days_of_both_layouts() {
         ],
         "{body}"
     );
+
+    for (query, expected) in [
+        ("user:ann", json!({"user": "ann"})),
+        (
+            "user:bo",
+            json!({"msg": "json request", "user": "bo", "n": 3, "unit": "web.service"}),
+        ),
+        (
+            "unit:web.service",
+            json!({"msg": "json request", "user": "bo", "n": 3, "unit": "web.service"}),
+        ),
+    ] {
+        let (status, found) =
+            get(&server, &read, &format!("/api/v1/search?q={query}&{range}")).await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(found["count"], 1, "{query}: {found}");
+        assert_eq!(found["hits"][0]["fields"], expected, "{query}: {found}");
+    }
 
     // Context finds an event by its id on either layout; before is
     // earlier in the file.

@@ -89,6 +89,9 @@ pub struct DayIndex {
     pub index: Index,
     /// Reloaded after each commit.
     pub reader: IndexReader,
+    /// Its documents store only the sender's fields and derive the parsed
+    /// ones from the line ([`schema::derives_fields`]).
+    pub derives_fields: bool,
     /// WAL sequence number this index has committed everything up to.
     committed_seq: AtomicU64,
 }
@@ -219,10 +222,12 @@ impl IndexSet {
             .payload
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);
+        let derives_fields = schema::derives_fields(&index.schema());
         let day_index = Arc::new(DayIndex {
             day,
             index,
             reader,
+            derives_fields,
             committed_seq: AtomicU64::new(committed_seq),
         });
         let mut days = self.days.write().unwrap_or_else(|p| p.into_inner());

@@ -35,7 +35,10 @@ pub struct Fields {
     pub app: Field,
     /// Normalised severity (syslog names), when the line has one.
     pub severity: Field,
-    /// Fields parsed from the line (JSON members, access-log parts).
+    /// Fields parsed from the line (JSON members, access-log parts) and
+    /// those its sender gave, indexed and in fast columns. Days written
+    /// before [`Fields::sent_fields`] also store them; newer days derive
+    /// the parsed ones from the stored line again when they show a hit.
     pub fields: Field,
     /// The line.
     pub message: Field,
@@ -51,6 +54,12 @@ pub struct Fields {
     pub truncated: Field,
     /// The line was not valid UTF-8 (only set when true).
     pub invalid_utf8: Field,
+    /// Stored only: the fields the sender gave with the line (a journal
+    /// entry's, a container's), which the line itself does not hold.
+    pub sent_fields: Field,
+    /// Stored only: the sender's format hint, when it gave one, so the
+    /// line parses again as it did when indexed.
+    pub format: Field,
 }
 
 /// Builds the schema and its field handles.
@@ -90,10 +99,11 @@ pub fn build() -> (Schema, Fields) {
         source: builder.add_text_field("source", fast_keyword.clone()),
         app: builder.add_text_field("app", fast_keyword.clone()),
         severity: builder.add_text_field("severity", fast_keyword),
+        // Not stored: the parsed fields are the line's own, derived again
+        // from the stored line (see `sent_fields`).
         fields: builder.add_json_field(
             "fields",
             JsonObjectOptions::default()
-                .set_stored()
                 .set_fast(None)
                 .set_expand_dots_enabled()
                 .set_indexing_options(
@@ -114,11 +124,14 @@ pub fn build() -> (Schema, Fields) {
                         .set_fieldnorms(false),
                 ),
         ),
-        agent: builder.add_text_field("agent", stored_keyword),
+        agent: builder.add_text_field("agent", stored_keyword.clone()),
         file_id: builder.add_text_field("file_id", keyword),
         offset: builder.add_u64_field("offset", FAST | STORED),
         truncated: builder.add_bool_field("truncated", flag.clone()),
         invalid_utf8: builder.add_bool_field("invalid_utf8", flag),
+        sent_fields: builder
+            .add_json_field("sent_fields", JsonObjectOptions::default().set_stored()),
+        format: builder.add_text_field("format", stored_keyword),
     };
     (builder.build(), fields)
 }
@@ -144,13 +157,15 @@ pub fn settings() -> IndexSettings {
 }
 
 /// Whether an existing index's schema can be used with [`build`]'s
-/// handles: the same fields, in the same order, of the same types. Options
-/// may differ: indexes written before a field became fast lack only that
-/// column, which stats then read from stored documents.
+/// handles: its fields are the first of [`build`]'s, in the same order, of
+/// the same types. Options may differ: indexes written before a field
+/// became fast lack only that column, which stats then read from stored
+/// documents. Indexes written before `sent_fields` and `format` lack
+/// them, and store the parsed fields instead ([`derives_fields`]).
 pub fn compatible(existing: &Schema, current: &Schema) -> bool {
     let existing: Vec<_> = existing.fields().collect();
     let current: Vec<_> = current.fields().collect();
-    existing.len() == current.len()
+    existing.len() <= current.len()
         && existing
             .iter()
             .zip(&current)
@@ -159,6 +174,12 @@ pub fn compatible(existing: &Schema, current: &Schema) -> bool {
                     && a.name() == b.name()
                     && a.field_type().value_type() == b.field_type().value_type()
             })
+}
+
+/// Whether an index's documents derive their parsed fields from the
+/// stored line (and store only the sender's), or store them all.
+pub fn derives_fields(schema: &Schema) -> bool {
+    schema.get_field("sent_fields").is_ok()
 }
 
 /// Registers Loghound's analyzers in a tokenizer manager.

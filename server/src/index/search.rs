@@ -16,6 +16,7 @@ use tantivy::Term;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
 
 use super::highlight::Highlighter;
+use super::indexer::document::derived_fields;
 use super::{schema, IndexSet};
 use crate::query::{self, QueryError};
 
@@ -249,8 +250,17 @@ pub(super) fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, curso
             .get_first(fields.severity)
             .and_then(|v| v.as_str())
             .map(str::to_string),
+        fields: match doc.get_first(fields.fields) {
+            // Written before `sent_fields`: every field is stored.
+            Some(_) => object(fields.fields),
+            None => derived_fields(
+                &text(fields.message),
+                doc.get_first(fields.format).and_then(|v| v.as_str()),
+                received_ms,
+                object(fields.sent_fields),
+            ),
+        },
         message: text(fields.message),
-        fields: object(fields.fields),
         tags: object(fields.tags),
         truncated: flag(fields.truncated),
         invalid_utf8: flag(fields.invalid_utf8),

@@ -22,7 +22,7 @@ use time::Date;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-mod document;
+pub mod document;
 mod error;
 mod merge;
 mod retention;
@@ -345,7 +345,15 @@ impl Indexer {
         let origin = batch.origin.key();
         let writer = self.writer(day.day)?;
         for (index, event) in &batch.events {
-            let doc = document::build(&fields, seq, *index, event, &origin, batch.received_at_ms);
+            let doc = document::build(
+                &fields,
+                day.derives_fields,
+                seq,
+                *index,
+                event,
+                &origin,
+                batch.received_at_ms,
+            );
             if let Err(error) = writer.writer.add_document(doc) {
                 // A failed indexing thread shows here only as "killed";
                 // joining the threads yields the real cause.
