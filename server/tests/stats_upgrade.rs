@@ -134,6 +134,31 @@ fn line(host: &str, offset: u64, time_ms: i64) -> Event {
     }
 }
 
+/// A server on `data_dir` and a `read` token.
+fn start(data_dir: &std::path::Path) -> (Recovered, String) {
+    let read = create(data_dir, &[Scope::Read]).unwrap();
+    let config = ServerConfig {
+        data_dir: data_dir.to_path_buf(),
+        commit_interval_ms: 100,
+        index_writer_heap_bytes: 16 << 20,
+        index_writer_threads: 1,
+        ..ServerConfig::default()
+    };
+    (recover(&config).unwrap(), read)
+}
+
+/// Ingests `events` as received the day after DAY0, into a new day index.
+async fn ingest_next_day(server: &Recovered, events: Vec<Event>) {
+    let backend = server.state.ingest.clone();
+    tokio::task::spawn_blocking(move || {
+        let body = encode_batch(&events, 3).unwrap();
+        let agent = AgentId::new("new-agent").unwrap();
+        backend.ingest(&agent, DAY0_MS + DAY_MS, &body).unwrap()
+    })
+    .await
+    .unwrap();
+}
+
 async fn get(server: &Recovered, token: &str, path_and_query: &str) -> (StatusCode, Value) {
     let request = Request::get(path_and_query)
         .header("authorization", format!("Bearer {token}"))
@@ -152,15 +177,7 @@ async fn get(server: &Recovered, token: &str, path_and_query: &str) -> (StatusCo
 async fn groups_span_days_written_before_and_after_keyword_columns() {
     let dir = tempfile::tempdir().unwrap();
     write_old_day(dir.path(), &["Web-1", "Web-1", "db-2"]);
-    let read = create(dir.path(), &[Scope::Read]).unwrap();
-    let config = ServerConfig {
-        data_dir: dir.path().to_path_buf(),
-        commit_interval_ms: 100,
-        index_writer_heap_bytes: 16 << 20,
-        index_writer_threads: 1,
-        ..ServerConfig::default()
-    };
-    let server = recover(&config).unwrap();
+    let (server, read) = start(dir.path());
 
     // New lines a day later land in a new day index, with fast columns.
     let events: Vec<Event> = ["Web-1", "cache-3", "cache-3", "cache-3"]
@@ -168,14 +185,7 @@ async fn groups_span_days_written_before_and_after_keyword_columns() {
         .enumerate()
         .map(|(i, host)| line(host, i as u64 * 100, DAY0_MS + DAY_MS + i as i64))
         .collect();
-    let backend = server.state.ingest.clone();
-    tokio::task::spawn_blocking(move || {
-        let body = encode_batch(&events, 3).unwrap();
-        let agent = AgentId::new("new-agent").unwrap();
-        backend.ingest(&agent, DAY0_MS + DAY_MS, &body).unwrap()
-    })
-    .await
-    .unwrap();
+    ingest_next_day(&server, events).await;
 
     let range = "from=2025-11-19T00:00:00Z&to=2025-11-23T00:00:00Z";
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -219,15 +229,7 @@ async fn groups_span_days_written_before_and_after_keyword_columns() {
 async fn search_and_context_span_days_of_both_layouts() {
     let dir = tempfile::tempdir().unwrap();
     write_old_day(dir.path(), &["old-1", "old-1", "old-1"]);
-    let read = create(dir.path(), &[Scope::Read]).unwrap();
-    let config = ServerConfig {
-        data_dir: dir.path().to_path_buf(),
-        commit_interval_ms: 100,
-        index_writer_heap_bytes: 16 << 20,
-        index_writer_threads: 1,
-        ..ServerConfig::default()
-    };
-    let server = recover(&config).unwrap();
+    let (server, read) = start(dir.path());
     let mut events: Vec<Event> = (0..4)
         .map(|i| line("new-1", i * 100, DAY0_MS + DAY_MS + i as i64))
         .collect();
@@ -237,14 +239,7 @@ async fn search_and_context_span_days_of_both_layouts() {
     json.end_offset = ByteOffset(400 + json.message.len() as u64 + 1);
     json.fields = BTreeMap::from([("unit".to_string(), json!("web.service"))]);
     events.push(json);
-    let backend = server.state.ingest.clone();
-    tokio::task::spawn_blocking(move || {
-        let body = encode_batch(&events, 3).unwrap();
-        let agent = AgentId::new("new-agent").unwrap();
-        backend.ingest(&agent, DAY0_MS + DAY_MS, &body).unwrap()
-    })
-    .await
-    .unwrap();
+    ingest_next_day(&server, events).await;
 
     let range = "from=2025-11-19T00:00:00Z&to=2025-11-23T00:00:00Z";
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -32,26 +32,22 @@ pub fn usage(pid: u32) -> Option<(f64, u64)> {
     let after = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some((ticks / 100.0, hwm_kib * 1024))
+    Some((ticks / 100.0, status_bytes(pid, "VmHWM:")?))
 }
 
 /// Resident anonymous memory (heap, stacks; not mapped files) of a live
 /// process, in bytes: `RssAnon`. Peak RSS also counts the pages of index
 /// files a process maps and reads, which the kernel can drop at will.
 pub fn anon_rss(pid: u32) -> Option<u64> {
+    status_bytes(pid, "RssAnon:")
+}
+
+/// A `… kB` line of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, key: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .trim()
         .trim_end_matches("kB")
         .trim()

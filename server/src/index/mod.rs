@@ -144,6 +144,27 @@ pub(crate) fn block_times(
     column.first_vals(docs, buffer);
 }
 
+/// The day index directories under `root`, in no particular order.
+fn day_dirs(root: &Path) -> Result<Vec<(Date, PathBuf)>, IndexError> {
+    let list_error = |source| IndexError::Dir {
+        action: "list",
+        path: root.to_path_buf(),
+        source,
+    };
+    let mut days = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(list_error)? {
+        let path = entry.map_err(list_error)?.path();
+        if let Some(day) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_day_dir_name)
+        {
+            days.push((day, path));
+        }
+    }
+    Ok(days)
+}
+
 /// The UTC day of a time in ms since the epoch.
 pub fn day_of_ms(ms: i64) -> Date {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -167,15 +188,7 @@ impl IndexSet {
             fields,
             days: RwLock::default(),
         };
-        for entry in std::fs::read_dir(root).map_err(|e| dir_error("list", e))? {
-            let path = entry.map_err(|e| dir_error("list", e))?.path();
-            let Some(day) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(parse_day_dir_name)
-            else {
-                continue;
-            };
+        for (day, _) in day_dirs(root)? {
             set.open_day(day)?;
         }
         Ok(Arc::new(set))

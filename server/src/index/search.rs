@@ -207,6 +207,22 @@ pub(super) fn rfc3339(ms: i64) -> String {
     crate::timeparse::rfc3339_ms(ms)
 }
 
+/// The JSON object a stored document holds in `field`, as the API shows
+/// it; empty when it holds none.
+pub(crate) fn stored_object(
+    doc: &TantivyDocument,
+    field: Field,
+) -> serde_json::Map<String, serde_json::Value> {
+    doc.get_first(field)
+        .map(tantivy::schema::OwnedValue::from)
+        .and_then(|v| serde_json::to_value(v).ok())
+        .and_then(|v| match v {
+            serde_json::Value::Object(map) => Some(map),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// The API's view of a stored document; `cursor` carries its fast-field
 /// time and id. `highlights` is left empty.
 pub(super) fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, cursor: Cursor) -> Hit {
@@ -226,16 +242,7 @@ pub(super) fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, curso
         .and_then(|v| v.as_datetime())
         .map(|d| d.into_timestamp_millis())
         .unwrap_or(cursor.timestamp_ms);
-    let object = |field| {
-        doc.get_first(field)
-            .map(tantivy::schema::OwnedValue::from)
-            .and_then(|v| serde_json::to_value(v).ok())
-            .and_then(|v| match v {
-                serde_json::Value::Object(map) => Some(map),
-                _ => None,
-            })
-            .unwrap_or_default()
-    };
+    let object = |field| stored_object(doc, field);
     Hit {
         id: cursor.id.to_string(),
         timestamp: rfc3339(cursor.timestamp_ms),

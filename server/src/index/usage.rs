@@ -12,7 +12,7 @@ use tantivy::space_usage::PerFieldSpaceUsage;
 use tantivy::Index;
 use time::Date;
 
-use super::{parse_day_dir_name, IndexError};
+use super::{day_dirs, IndexError};
 
 /// The parts of a segment, in the order a report lists them.
 pub const PARTS: [&str; 7] = [
@@ -73,21 +73,8 @@ impl DayUsage {
 /// The usage of every day index under `root` (a data directory's
 /// `indexes`), oldest day first.
 pub fn usage(root: &Path) -> Result<Vec<(Date, DayUsage)>, IndexError> {
-    let dir_error = |action, path: &Path, source| IndexError::Dir {
-        action,
-        path: path.to_path_buf(),
-        source,
-    };
     let mut days = Vec::new();
-    for entry in std::fs::read_dir(root).map_err(|e| dir_error("list", root, e))? {
-        let path = entry.map_err(|e| dir_error("list", root, e))?.path();
-        let Some(day) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(parse_day_dir_name)
-        else {
-            continue;
-        };
+    for (day, path) in day_dirs(root)? {
         days.push((day, day_usage(&path)?));
     }
     days.sort_by_key(|(day, _)| *day);

@@ -135,6 +135,7 @@ mod tests {
 
     use super::*;
     use crate::index::schema;
+    use crate::index::search::stored_object;
 
     const RECEIVED: i64 = 1_795_000_000_000;
 
@@ -238,21 +239,6 @@ mod tests {
         assert!(text("user").is_some(), "parsed fields stay: {object:?}");
     }
 
-    /// The object a document holds in `field`, as a hit shows it.
-    fn object_of(
-        doc: &TantivyDocument,
-        field: tantivy::schema::Field,
-    ) -> serde_json::Map<String, serde_json::Value> {
-        doc.get_first(field)
-            .map(tantivy::schema::OwnedValue::from)
-            .and_then(|v| serde_json::to_value(v).ok())
-            .and_then(|v| match v {
-                serde_json::Value::Object(map) => Some(map),
-                _ => None,
-            })
-            .unwrap_or_default()
-    }
-
     #[test]
     fn derived_fields_are_the_fields_an_old_layout_stores() {
         let (_, fields) = schema::build();
@@ -300,16 +286,16 @@ mod tests {
                 .collect();
             let old = build(&fields, false, 1, 0, &line, "a", RECEIVED);
             let new = build(&fields, true, 1, 0, &line, "a", RECEIVED);
-            let stored = object_of(&old, fields.fields);
+            let stored = stored_object(&old, fields.fields);
             let derived = derived_fields(
                 message,
                 new.get_first(fields.format).and_then(|v| v.as_str()),
                 RECEIVED,
-                object_of(&new, fields.sent_fields),
+                stored_object(&new, fields.sent_fields),
             );
             assert_eq!(derived, stored, "{message}");
             assert_eq!(
-                object_of(&new, fields.sent_fields).len(),
+                stored_object(&new, fields.sent_fields).len(),
                 sent.len(),
                 "only the sender's fields are kept apart: {message}"
             );
