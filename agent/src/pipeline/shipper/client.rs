@@ -3,9 +3,8 @@
 //! return to the first one, and splitting a batch the server refuses whole.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use loghound_shared::api::{self, ErrorBody, IngestResponse};
 use loghound_shared::PROTOCOL_VERSION;
@@ -39,6 +38,11 @@ pub(crate) struct Client {
     probe_interval: Duration,
     /// Single events the server refused, given up on.
     num_rejected: AtomicU64,
+    /// Counts the answers that settled a batch; a thread pausing between
+    /// tries wakes when it moves, so a returning server gets every waiting
+    /// batch at once rather than each at the end of its own backoff.
+    answers: Mutex<u64>,
+    answered: Condvar,
     metrics: Arc<Metrics>,
 }
 
@@ -63,7 +67,36 @@ impl Client {
             started: std::time::Instant::now(),
             probe_interval: PRIMARY_PROBE_INTERVAL,
             num_rejected: AtomicU64::new(0),
+            answers: Mutex::new(0),
+            answered: Condvar::new(),
             metrics,
+        }
+    }
+
+    fn num_answers(&self) -> u64 {
+        *self.answers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn note_answer(&self) {
+        *self.answers.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.answered.notify_all();
+    }
+
+    /// Sleeps `delay`, or less if some server settles a batch after
+    /// `seen` answers (a server is back: no reason to wait out a backoff).
+    fn pause(&self, delay: Duration, seen: u64) {
+        let deadline = Instant::now() + delay;
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        while *answers == seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            answers = self
+                .answered
+                .wait_timeout(answers, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -183,18 +216,23 @@ impl Client {
         let mut backoff = Backoff::with_cap(patience.backoff_cap);
         let mut num_failures = 0u32;
         loop {
+            let seen = self.num_answers();
             let current = self.current_server.load(Ordering::Relaxed);
             if self.probe_primary(current) {
                 if let Attempt::Settled(outcome) = self.attempt(&self.config.servers[0], body) {
                     tracing::info!(server = %self.config.servers[0], "first server answers again; using it");
                     self.current_server.store(0, Ordering::Relaxed);
+                    self.note_answer();
                     return outcome;
                 }
             }
             let server_index = current % self.config.servers.len();
             let server = &self.config.servers[server_index];
             match self.attempt(server, body) {
-                Attempt::Settled(outcome) => return outcome,
+                Attempt::Settled(outcome) => {
+                    self.note_answer();
+                    return outcome;
+                }
                 Attempt::Retry {
                     reason,
                     retry_after,
@@ -228,7 +266,12 @@ impl Client {
                     }
                     let delay = backoff.next_delay(retry_after);
                     tracing::warn!(server = %server, %reason, seq = seq.0, retry_in_ms = delay.as_millis() as u64, "batch not delivered; will retry");
-                    thread::sleep(delay);
+                    if retry_after.is_some() {
+                        // The server said how long to wait.
+                        std::thread::sleep(delay);
+                    } else {
+                        self.pause(delay, seen);
+                    }
                 }
             }
         }

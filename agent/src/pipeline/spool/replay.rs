@@ -4,7 +4,8 @@
 //! Each of `max_in_flight` threads claims the oldest record not yet handed
 //! out, sends it with the shared [`Client`] until it is settled (retrying
 //! with a backoff capped at [`REPLAY_BACKOFF_CAP`], so a returning server
-//! is noticed within seconds; `Retry-After` honoured; refused batches split
+//! is noticed within seconds, and cut short for every thread once one of
+//! them gets an answer; `Retry-After` honoured; refused batches split
 //! as for live batches) and reports it done, which lets the spool delete a
 //! segment once every record in it is done. A record that can no longer be
 //! read back (the disk changed it since it was written) is reported with

@@ -355,3 +355,42 @@ fn backoff_grows_with_jitter_up_to_the_cap() {
     let mut first = Backoff::with_cap(BACKOFF_CAP);
     assert!(first.next_delay(None) <= BACKOFF_START);
 }
+
+#[test]
+fn a_settled_batch_cuts_short_the_other_threads_backoff() {
+    let client = Arc::new(client(vec!["http://127.0.0.1:9".into()]));
+    // An answer after the pause began wakes it.
+    let (done, finished) = std::sync::mpsc::channel();
+    let pausing = client.clone();
+    let seen = client.num_answers();
+    std::thread::spawn(move || {
+        pausing.pause(Duration::from_secs(3600), seen);
+        let _ = done.send(());
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    client.note_answer();
+    assert!(
+        finished.recv_timeout(Duration::from_secs(60)).is_ok(),
+        "the pause outlasted a settled batch"
+    );
+    // An answer that came while the try was under way: no pause at all.
+    let seen = client.num_answers();
+    client.note_answer();
+    let (done, finished) = std::sync::mpsc::channel();
+    let pausing = client.clone();
+    std::thread::spawn(move || {
+        pausing.pause(Duration::from_secs(3600), seen);
+        let _ = done.send(());
+    });
+    assert!(finished.recv_timeout(Duration::from_secs(60)).is_ok());
+    // Without an answer the pause lasts its full length.
+    let (done, finished) = std::sync::mpsc::channel();
+    let pausing = client.clone();
+    let seen = client.num_answers();
+    std::thread::spawn(move || {
+        pausing.pause(Duration::from_millis(300), seen);
+        let _ = done.send(());
+    });
+    assert!(finished.recv_timeout(Duration::from_millis(100)).is_err());
+    assert!(finished.recv_timeout(Duration::from_secs(60)).is_ok());
+}
