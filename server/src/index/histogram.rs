@@ -80,8 +80,9 @@ pub fn nice_width_ms(range_ms: i64, buckets: usize) -> i64 {
 impl Searcher {
     /// Counts the matches of `request.query` per time bucket.
     pub fn histogram(&self, request: &HistogramRequest) -> Result<HistogramResponse, SearchError> {
-        let PreparedQuery { query, searchers } =
-            self.prepare(&request.query, request.from_ms, request.to_ms)?;
+        let PreparedQuery {
+            query, searchers, ..
+        } = self.prepare(&request.query, request.from_ms, request.to_ms)?;
         let exact_from = request.from_ms.unwrap_or(i64::MIN);
         let exact_to = request.to_ms.unwrap_or(i64::MAX);
         let (from_ms, to_ms) = match (request.from_ms, request.to_ms) {

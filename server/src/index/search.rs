@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use loghound_shared::api::{Hit, SearchResponse};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::Column;
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
+use tantivy::columnar::{Cardinality, Column};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EnableScoring, Occur, Query, RangeQuery, TermQuery, Weight,
+};
 use tantivy::schema::{Field, Value};
 use tantivy::Term;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
@@ -87,25 +89,74 @@ impl Searcher {
     }
 
     /// Runs a search.
+    ///
+    /// Segments are visited newest first (by their latest event time), so
+    /// the page fills from the segments that can hold it; a segment that
+    /// lies wholly inside the time range and can add nothing to the page is
+    /// only counted, which for a word or an empty query needs no visit of
+    /// its documents at all.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, SearchError> {
-        let collector = NewestFirst {
-            limit: request.limit,
-            from_ms: request.from_ms.unwrap_or(i64::MIN),
-            to_ms: request.to_ms.unwrap_or(i64::MAX),
-            before: request.before,
-        };
-        let mut count = 0u64;
-        let mut top: Vec<(Cursor, usize, DocAddress)> = Vec::new();
-        let PreparedQuery { query, searchers } =
-            self.prepare(&request.query, request.from_ms, request.to_ms)?;
-        let mut highlighter = Highlighter::new(query.as_ref(), self.indexes.fields.message);
+        let (from_ms, to_ms) = (
+            request.from_ms.unwrap_or(i64::MIN),
+            request.to_ms.unwrap_or(i64::MAX),
+        );
+        let PreparedQuery {
+            query,
+            core,
+            searchers,
+        } = self.prepare(&request.query, request.from_ms, request.to_ms)?;
+        let mut parts = Vec::new();
+        let mut weights = Vec::with_capacity(searchers.len());
         for (day_ord, searcher) in searchers.iter().enumerate() {
-            let fruit = searcher.search(query.as_ref(), &collector)?;
-            count += fruit.count;
-            top.extend(fruit.top.into_iter().map(|(c, a)| (c, day_ord, a)));
+            let scoring = EnableScoring::disabled_from_searcher(searcher);
+            weights.push((query.weight(scoring)?, core.weight(scoring)?));
+            for (segment_ord, reader) in searcher.segment_readers().iter().enumerate() {
+                parts.push(SegmentPart::new(day_ord, segment_ord, reader)?);
+            }
         }
+        parts.sort_by_key(|part| Reverse(part.max_ms));
+
+        let mut count = 0u64;
+        // The page so far: a min-heap of the `limit` newest matches.
+        let mut page: BinaryHeap<Reverse<(Cursor, usize, DocAddress)>> = BinaryHeap::new();
+        for part in &parts {
+            let reader = searchers[part.day_ord].segment_reader(part.segment_ord as u32);
+            let (weight, core_weight) = &weights[part.day_ord];
+            let floor = (page.len() == request.limit)
+                .then(|| page.peek().map(|Reverse((cursor, _, _))| *cursor))
+                .flatten();
+            let inside = part.inside(from_ms, to_ms);
+            let adds_nothing = request.limit == 0
+                || floor.is_some_and(|floor| part.max_ms < floor.timestamp_ms)
+                || request
+                    .before
+                    .is_some_and(|before| part.min_ms > before.timestamp_ms);
+            if inside && adds_nothing {
+                count += u64::from(count_matches(core.as_ref(), core_weight.as_ref(), reader)?);
+                continue;
+            }
+            let collector = NewestFirst {
+                limit: request.limit,
+                from_ms,
+                to_ms,
+                before: request.before,
+                floor,
+            };
+            let weight = if inside { core_weight } else { weight };
+            let fruit =
+                collector.collect_segment(weight.as_ref(), part.segment_ord as u32, reader)?;
+            count += fruit.count;
+            for (cursor, address) in fruit.top {
+                page.push(Reverse((cursor, part.day_ord, address)));
+                if page.len() > request.limit {
+                    page.pop();
+                }
+            }
+        }
+        let mut top: Vec<(Cursor, usize, DocAddress)> =
+            page.into_iter().map(|Reverse(entry)| entry).collect();
         top.sort_by_key(|entry| Reverse(entry.0));
-        top.truncate(request.limit);
+        let mut highlighter = Highlighter::new(query.as_ref(), self.indexes.fields.message);
         let fields = &self.indexes.fields;
         let mut hits = Vec::with_capacity(top.len());
         for (cursor, day_ord, address) in &top {
@@ -123,6 +174,66 @@ impl Searcher {
             cursor: next,
         })
     }
+}
+
+/// One segment of one day, with the span of its event times.
+struct SegmentPart {
+    day_ord: usize,
+    segment_ord: usize,
+    min_ms: i64,
+    max_ms: i64,
+    /// Whether every document has an event time.
+    every_doc_timed: bool,
+}
+
+impl SegmentPart {
+    fn new(day_ord: usize, segment_ord: usize, reader: &SegmentReader) -> tantivy::Result<Self> {
+        let times = reader.fast_fields().date("timestamp")?;
+        Ok(SegmentPart {
+            day_ord,
+            segment_ord,
+            min_ms: times.min_value().into_timestamp_millis(),
+            max_ms: times.max_value().into_timestamp_millis(),
+            every_doc_timed: matches!(times.get_cardinality(), Cardinality::Full),
+        })
+    }
+
+    /// Whether each of its documents is inside `[from_ms, to_ms)`: the
+    /// time range then takes nothing away from a query's matches here.
+    fn inside(&self, from_ms: i64, to_ms: i64) -> bool {
+        self.every_doc_timed && self.min_ms >= from_ms && self.max_ms < to_ms
+    }
+}
+
+/// How many live documents of a segment match `query`, from the term
+/// dictionary where the query allows (a word, everything, everything but
+/// a word) and by walking its matches otherwise.
+fn count_matches(
+    query: &dyn Query,
+    weight: &dyn Weight,
+    reader: &SegmentReader,
+) -> tantivy::Result<u32> {
+    if query.downcast_ref::<AllQuery>().is_some() {
+        return Ok(reader.num_docs());
+    }
+    if let Some(boolean) = query.downcast_ref::<BooleanQuery>() {
+        let clauses = boolean.clauses();
+        let mut excluded = clauses.iter().filter(|(occur, _)| *occur == Occur::MustNot);
+        let only_everything = clauses.iter().all(|(occur, clause)| {
+            *occur == Occur::MustNot
+                || (*occur == Occur::Must && clause.downcast_ref::<AllQuery>().is_some())
+        });
+        if let (true, Some((_, negated)), None) =
+            (only_everything, excluded.next(), excluded.next())
+        {
+            if let Some(term) = negated.downcast_ref::<TermQuery>() {
+                let scoring = EnableScoring::disabled_from_schema(reader.schema());
+                let matched = term.weight(scoring)?.count(reader)?;
+                return Ok(reader.num_docs().saturating_sub(matched));
+            }
+        }
+    }
+    weight.count(reader)
 }
 
 /// Shared by search, histogram, context and tail (kept apart from `new`
@@ -156,6 +267,7 @@ impl Searcher {
         from_ms: Option<i64>,
         to_ms: Option<i64>,
     ) -> PreparedQuery {
+        let core = query.box_clone();
         let query = with_time_range(query, self.indexes.fields.timestamp, from_ms, to_ms);
         let searchers = self
             .indexes
@@ -163,7 +275,11 @@ impl Searcher {
             .iter()
             .map(|day| day.reader.searcher())
             .collect();
-        PreparedQuery { query, searchers }
+        PreparedQuery {
+            query,
+            core,
+            searchers,
+        }
     }
 }
 
@@ -172,6 +288,8 @@ impl Searcher {
 pub(super) struct PreparedQuery {
     /// The query, time range included.
     pub(super) query: Box<dyn Query>,
+    /// The query without the time range.
+    pub(super) core: Box<dyn Query>,
     /// One searcher per day index that may hold matches.
     pub(super) searchers: Vec<tantivy::Searcher>,
 }
@@ -276,12 +394,14 @@ pub(super) fn hit_from_doc(doc: &TantivyDocument, fields: &schema::Fields, curso
 }
 
 /// Counts every match in the time range and keeps the `limit` newest that
-/// are older than `before`.
+/// are older than `before` and newer than `floor` (the oldest hit of a page
+/// already full).
 struct NewestFirst {
     limit: usize,
     from_ms: i64,
     to_ms: i64,
     before: Option<Cursor>,
+    floor: Option<Cursor>,
 }
 
 struct NewestFirstFruit {
@@ -297,6 +417,7 @@ struct NewestFirstSegment {
     from_ms: i64,
     to_ms: i64,
     before: Option<Cursor>,
+    floor: Option<Cursor>,
     count: u64,
     heap: BinaryHeap<Reverse<(Cursor, DocId)>>,
     block_times: Vec<Option<DateTime>>,
@@ -319,6 +440,7 @@ impl Collector for NewestFirst {
             from_ms: self.from_ms,
             to_ms: self.to_ms,
             before: self.before,
+            floor: self.floor,
             count: 0,
             heap: BinaryHeap::with_capacity(self.limit + 1),
             block_times: Vec::new(),
@@ -354,6 +476,12 @@ impl NewestFirstSegment {
         }
         // Most documents of a large result are older than everything kept:
         // decide on the time alone before reading the id.
+        if self
+            .floor
+            .is_some_and(|floor| timestamp_ms < floor.timestamp_ms)
+        {
+            return;
+        }
         if self.heap.len() == self.limit {
             if let Some(Reverse((smallest, _))) = self.heap.peek() {
                 if timestamp_ms < smallest.timestamp_ms {
@@ -365,7 +493,9 @@ impl NewestFirstSegment {
             timestamp_ms,
             id: self.ids.first(doc).unwrap_or(0),
         };
-        if self.before.is_some_and(|before| cursor >= before) {
+        if self.before.is_some_and(|before| cursor >= before)
+            || self.floor.is_some_and(|floor| cursor <= floor)
+        {
             return;
         }
         if self.heap.len() < self.limit {

@@ -74,7 +74,9 @@ impl Searcher {
         }
         // The same compiled query as search, over every day: ids say
         // nothing about event time, so no time range applies.
-        let PreparedQuery { query, searchers } = self.prepare(query, None, None)?;
+        let PreparedQuery {
+            query, searchers, ..
+        } = self.prepare(query, None, None)?;
         let fields = &self.indexes().fields;
         let range = RangeQuery::new(
             Bound::Excluded(Term::from_field_u64(fields.id, after_id)),

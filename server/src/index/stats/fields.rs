@@ -120,8 +120,9 @@ impl Searcher {
         let piped = pipe::split(&request.query)?;
         let fields = &self.indexes().fields;
         let compiled = query::compile_search(piped.search, fields)?;
-        let PreparedQuery { query, searchers } =
-            self.prepare_query(compiled, request.from_ms, request.to_ms);
+        let PreparedQuery {
+            query, searchers, ..
+        } = self.prepare_query(compiled, request.from_ms, request.to_ms);
         let mut names: Vec<(String, Source, bool)> = [
             ("host", fields.host),
             ("source", fields.source),

@@ -91,8 +91,9 @@ impl Searcher {
             }
         }
         let compiled = query::compile_search(piped.search, fields)?;
-        let PreparedQuery { query, searchers } =
-            self.prepare_query(compiled, request.from_ms, request.to_ms);
+        let PreparedQuery {
+            query, searchers, ..
+        } = self.prepare_query(compiled, request.from_ms, request.to_ms);
         let exact_from = request.from_ms.unwrap_or(i64::MIN);
         let exact_to = request.to_ms.unwrap_or(i64::MAX);
 
