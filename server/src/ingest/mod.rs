@@ -33,6 +33,13 @@ use self::queue::{events_cost_bytes, QueueBudget};
 use crate::index::indexer::IndexerMsg;
 use crate::log::{Log, LogError, LogPosition};
 
+/// How long a batch that finds the indexer queue full waits for room
+/// before it is refused (429): about one commit.
+pub const ADMIT_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1000);
+/// How many batches wait for room at once; more are refused at once, so
+/// that waiting bodies hold no more than this many request bodies.
+pub const ADMIT_MAX_WAITING: usize = 8;
+
 /// Who sent a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
@@ -265,10 +272,14 @@ impl Ingest {
         }
     }
 
-    /// Refuses at once when nothing more fits under the queue bound, so
-    /// that under overload a batch costs nothing, not even decoding.
+    /// Refuses when nothing more fits under the queue bound, so that under
+    /// overload a batch costs nothing, not even decoding; a few batches at
+    /// a time wait up to [`ADMIT_PATIENCE`] for room first. Blocking.
     pub fn admit(&self) -> Result<(), IngestError> {
-        if self.queue.is_full() {
+        if !self
+            .queue
+            .wait_for_room(1, ADMIT_PATIENCE, ADMIT_MAX_WAITING)
+        {
             return Err(self.overloaded());
         }
         Ok(())
@@ -291,6 +302,15 @@ impl Ingest {
         } = submission;
         let key = origin.key();
         let total = events.len() as u64;
+        // Room for every event (the new ones are a part), waited for before
+        // the dedup lock is taken so that a wait holds up nobody else; if
+        // it does not come, the reservation below decides (a batch of
+        // events all seen before needs none).
+        self.queue.wait_for_room(
+            events_cost_bytes(&events),
+            ADMIT_PATIENCE,
+            ADMIT_MAX_WAITING,
+        );
         let mut dedup = self.lock_state();
         let fresh = dedup.new_events(&key, &events);
         let accepted = fresh.len() as u64;

@@ -8,7 +8,9 @@
 //! events between the WAL and the index never hold more than the bound,
 //! whatever the load.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::InEvent;
 
@@ -59,6 +61,8 @@ pub struct QueueBudget {
     max_bytes: u64,
     used_bytes: Mutex<u64>,
     freed: Condvar,
+    /// Batches waiting in [`QueueBudget::wait_for_room`] now.
+    num_waiting: AtomicUsize,
 }
 
 impl QueueBudget {
@@ -68,6 +72,7 @@ impl QueueBudget {
             max_bytes,
             used_bytes: Mutex::new(0),
             freed: Condvar::new(),
+            num_waiting: AtomicUsize::new(0),
         }
     }
 
@@ -90,6 +95,39 @@ impl QueueBudget {
     /// it.
     pub fn is_full(&self) -> bool {
         self.used_bytes() >= self.max_bytes
+    }
+
+    /// Waits up to `patience` until `bytes` fit, as at most `max_waiting`
+    /// callers at a time (the others are answered at once); returns whether
+    /// they fit (without reserving them). A full queue empties at the
+    /// indexer's next commit, usually well within a second: holding a batch
+    /// that long keeps the indexer fed, where a refusal would leave it idle
+    /// until the client's retry.
+    pub fn wait_for_room(&self, bytes: u64, patience: Duration, max_waiting: usize) -> bool {
+        if self.fits(self.used_bytes(), bytes) {
+            return true;
+        }
+        if self.num_waiting.fetch_add(1, Ordering::Relaxed) >= max_waiting {
+            self.num_waiting.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        let deadline = Instant::now() + patience;
+        let mut used = self.lock();
+        while !self.fits(*used, bytes) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            used = self
+                .freed
+                .wait_timeout(used, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let room = self.fits(*used, bytes);
+        drop(used);
+        self.num_waiting.fetch_sub(1, Ordering::Relaxed);
+        room
     }
 
     /// Whether `used + bytes` fits; an empty queue takes any one batch, so
@@ -165,6 +203,34 @@ mod tests {
         budget.release(10);
         waiter.join().unwrap();
         assert_eq!(budget.used_bytes(), 5);
+    }
+
+    #[test]
+    fn a_full_queue_holds_a_few_batches_until_room_comes_or_patience_ends() {
+        let budget = Arc::new(QueueBudget::new(10));
+        assert!(budget.wait_for_room(10, Duration::ZERO, 0), "room: no wait");
+        assert!(budget.try_reserve(6));
+        assert!(budget.wait_for_room(4, Duration::ZERO, 0));
+        // Nobody frees room: refused once patience runs out.
+        assert!(!budget.wait_for_room(5, Duration::from_millis(30), 4));
+        assert!(budget.try_reserve(4));
+        // Room freed during the wait: admitted.
+        let waiter = {
+            let budget = Arc::clone(&budget);
+            std::thread::spawn(move || budget.wait_for_room(8, Duration::from_secs(600), 1))
+        };
+        while budget.num_waiting.load(Ordering::Relaxed) == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // One waiter at most: the next is refused at once.
+        assert!(!budget.wait_for_room(1, Duration::from_secs(600), 1));
+        // Room, but not enough for it: still waiting.
+        budget.release(4);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished());
+        budget.release(6);
+        assert!(waiter.join().unwrap());
+        assert_eq!(budget.num_waiting.load(Ordering::Relaxed), 0);
     }
 
     #[test]
