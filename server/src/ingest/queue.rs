@@ -91,12 +91,6 @@ impl QueueBudget {
         *self.lock()
     }
 
-    /// Whether nothing more fits: ingest refuses a batch without decoding
-    /// it.
-    pub fn is_full(&self) -> bool {
-        self.used_bytes() >= self.max_bytes
-    }
-
     /// Waits up to `patience` until `bytes` fit, as at most `max_waiting`
     /// callers at a time (the others are answered at once); returns whether
     /// they fit (without reserving them). A full queue empties at the
@@ -180,14 +174,14 @@ mod tests {
         let budget = QueueBudget::new(100);
         assert!(budget.try_reserve(60));
         assert!(budget.try_reserve(40));
-        assert!(budget.is_full());
+        assert_eq!(budget.used_bytes(), 100);
         assert!(!budget.try_reserve(1));
         budget.release(100);
         assert_eq!(budget.used_bytes(), 0);
         assert!(budget.try_reserve(1_000), "one oversized batch when empty");
         assert!(!budget.try_reserve(1));
         budget.release(1_000);
-        assert!(!budget.is_full());
+        assert_eq!(budget.used_bytes(), 0);
     }
 
     #[test]
