@@ -102,6 +102,103 @@ pub struct ServerConfig {
     /// Serve HTTPS with this certificate; plain HTTP without it.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// `[[syslog]]`: syslog listeners (none by default).
+    #[serde(default)]
+    pub syslog: Vec<SyslogConfig>,
+}
+
+/// How a syslog listener takes messages.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogProtocol {
+    /// One message per datagram (RFC 5426).
+    Udp,
+    /// A stream of messages, octet-counted or one per line (RFC 6587),
+    /// told apart per connection.
+    Tcp,
+    /// [`SyslogProtocol::Tcp`] inside TLS (RFC 5425).
+    Tls,
+}
+
+impl SyslogProtocol {
+    /// `udp`, `tcp` or `tls`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyslogProtocol::Udp => "udp",
+            SyslogProtocol::Tcp => "tcp",
+            SyslogProtocol::Tls => "tls",
+        }
+    }
+}
+
+/// `[[syslog]]`: one listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// The input's name: events' origin is `input:<name>` and their
+    /// source `syslog/<name>/<peer address>`.
+    pub name: String,
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// `udp`, `tcp` or `tls`.
+    pub protocol: SyslogProtocol,
+    /// Host of messages that name none (default: the peer's address).
+    #[serde(default)]
+    pub default_host: Option<String>,
+    /// `app` of messages that name none.
+    #[serde(default)]
+    pub default_app: Option<String>,
+    /// Peer networks allowed to send (CIDR, such as `10.0.0.0/8`); empty:
+    /// every peer.
+    #[serde(default)]
+    pub allow: Vec<ipnet::IpNet>,
+    /// Longest message kept; a longer one is cut there and marked
+    /// truncated (the rest of it is skipped, the next message is read).
+    #[serde(default = "default_syslog_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// TCP and TLS: connections at once; more are closed as they come.
+    #[serde(default = "default_syslog_max_connections")]
+    pub max_connections: usize,
+    /// TCP and TLS: a connection that sends nothing this long is closed.
+    #[serde(default = "default_syslog_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// UDP: the socket's receive buffer (`SO_RCVBUF`), which absorbs
+    /// bursts; the kernel may grant less.
+    #[serde(default = "default_syslog_recv_buffer_bytes")]
+    pub recv_buffer_bytes: usize,
+    /// TLS: the certificate chain and key, as for `[tls]`.
+    #[serde(default)]
+    pub tls: Option<SyslogTlsConfig>,
+}
+
+/// `[syslog.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTlsConfig {
+    /// PEM file with the certificate chain, the server's own first.
+    pub cert: PathBuf,
+    /// PEM file with the private key.
+    pub key: PathBuf,
+    /// PEM file of the CAs that sign client certificates; when set, a
+    /// client without a certificate signed by one of them is refused.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Longest time a new connection may take to finish the handshake.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+const fn default_syslog_max_message_bytes() -> usize {
+    64 << 10
+}
+const fn default_syslog_max_connections() -> usize {
+    1024
+}
+const fn default_syslog_idle_timeout_ms() -> u64 {
+    3_600_000
+}
+const fn default_syslog_recv_buffer_bytes() -> usize {
+    4 << 20
 }
 
 /// `[tls]`: the server's certificate, for HTTPS.
@@ -419,6 +516,7 @@ impl ServerConfig {
                 invalid!("key `tls.handshake_timeout_ms`: must be between 1 and 600000");
             }
         }
+        self.validate_syslog()?;
         let alerts = &self.alerts;
         if alerts.max_attempts == 0 || alerts.max_attempts > 100 {
             invalid!("key `alerts.max_attempts`: must be between 1 and 100");
@@ -451,6 +549,78 @@ impl ServerConfig {
             }
             if smtp.password.is_some() && smtp.username.is_none() {
                 invalid!("key `alerts.smtp.password`: set `alerts.smtp.username` too");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    fn validate_syslog(&self) -> Result<(), InvalidConfig> {
+        let mut names = std::collections::HashSet::new();
+        let mut addresses = std::collections::HashSet::new();
+        for (i, syslog) in self.syslog.iter().enumerate() {
+            let key = format!("syslog[{i}]");
+            let name = &syslog.name;
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                invalid!("key `{key}.name`: {name:?} must be 1 to 64 letters, digits, `-` or `_`");
+            }
+            if !names.insert(name.as_str()) {
+                invalid!("key `{key}.name`: another listener is already named {name:?}");
+            }
+            let udp = syslog.protocol == SyslogProtocol::Udp;
+            if syslog.listen.port() != 0 && !addresses.insert((udp, syslog.listen)) {
+                invalid!(
+                    "key `{key}.listen`: another {} listener already uses {}",
+                    syslog.protocol.as_str(),
+                    syslog.listen
+                );
+            }
+            if !udp && syslog.listen == self.listen {
+                invalid!(
+                    "key `{key}.listen`: {} is the HTTP API's address",
+                    syslog.listen
+                );
+            }
+            if !(480..=16 << 20).contains(&syslog.max_message_bytes) {
+                invalid!("key `{key}.max_message_bytes`: must be between 480 and 16777216");
+            }
+            if syslog.max_connections == 0 || syslog.max_connections > 100_000 {
+                invalid!("key `{key}.max_connections`: must be between 1 and 100000");
+            }
+            if syslog.idle_timeout_ms == 0 {
+                invalid!("key `{key}.idle_timeout_ms`: must be positive");
+            }
+            if syslog.recv_buffer_bytes > 1 << 30 {
+                invalid!("key `{key}.recv_buffer_bytes`: must be at most 1 GiB");
+            }
+            for (field, value) in [
+                ("default_host", &syslog.default_host),
+                ("default_app", &syslog.default_app),
+            ] {
+                if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                    invalid!("key `{key}.{field}`: must not be empty (leave it out instead)");
+                }
+            }
+            match (&syslog.tls, syslog.protocol) {
+                (None, SyslogProtocol::Tls) => {
+                    invalid!("key `{key}.tls`: protocol \"tls\" needs `[syslog.tls]` with `cert` and `key`")
+                }
+                (Some(_), SyslogProtocol::Udp | SyslogProtocol::Tcp) => invalid!(
+                    "key `{key}.tls`: only for protocol \"tls\" (this listener is {})",
+                    syslog.protocol.as_str()
+                ),
+                (Some(tls), SyslogProtocol::Tls)
+                    if tls.handshake_timeout_ms == 0 || tls.handshake_timeout_ms > 600_000 =>
+                {
+                    invalid!("key `{key}.tls.handshake_timeout_ms`: must be between 1 and 600000")
+                }
+                _ => {}
             }
         }
         Ok(())

@@ -77,3 +77,66 @@ fn load_names_the_file_and_key() {
         "{err}"
     );
 }
+
+#[test]
+fn syslog_listeners_are_validated() {
+    let listener = |extra: &str| {
+        format!(
+            "[[syslog]]\nname = \"net\"\nlisten = \"127.0.0.1:5514\"\nprotocol = \"tcp\"\n{extra}"
+        )
+    };
+    let cases = [
+        (listener("").replace("\"net\"", "\"a b\""), "syslog[0].name"),
+        (
+            format!("{}\n{}", listener(""), listener("")),
+            "syslog[1].name",
+        ),
+        (
+            format!(
+                "{}\n{}",
+                listener(""),
+                listener("").replace("\"net\"", "\"other\"")
+            ),
+            "syslog[1].listen",
+        ),
+        (
+            listener("max_message_bytes = 10"),
+            "syslog[0].max_message_bytes",
+        ),
+        (listener("max_connections = 0"), "syslog[0].max_connections"),
+        (listener("default_host = \" \""), "syslog[0].default_host"),
+        (listener("").replace("\"tcp\"", "\"tls\""), "syslog[0].tls"),
+        (
+            listener("[syslog.tls]\ncert = \"c.pem\"\nkey = \"k.pem\""),
+            "syslog[0].tls",
+        ),
+        (
+            "listen = \"127.0.0.1:5514\"\n".to_string() + &listener(""),
+            "syslog[0].listen",
+        ),
+    ];
+    for (text, key) in cases {
+        let config: ServerConfig = toml::from_str(&text).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+    // The same port for UDP and TCP is two listeners, not a clash.
+    let both = format!(
+        "{}\n{}",
+        listener("allow = [\"10.0.0.0/8\"]"),
+        listener("")
+            .replace("\"net\"", "\"udp\"")
+            .replace("\"tcp\"", "\"udp\"")
+    );
+    let config: ServerConfig = toml::from_str(&both).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.syslog.len(), 2);
+    assert_eq!(config.syslog[0].max_message_bytes, 64 << 10);
+    assert!(config.syslog[0].allow[0].contains(&"10.9.8.7".parse::<std::net::IpAddr>().unwrap()));
+    // A network that is not CIDR is refused while parsing, naming it.
+    let bad = listener("allow = [\"10.0.0.0/33\"]");
+    let err = toml::from_str::<ServerConfig>(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("allow"), "{err}");
+}

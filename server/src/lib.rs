@@ -31,6 +31,7 @@ pub mod query;
 pub mod serve;
 pub mod sessions;
 pub mod storage;
+pub mod syslog;
 pub mod timeparse;
 pub mod tls;
 pub mod tokens;

@@ -85,7 +85,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     // Scripts and tests read this line to learn the address.
     println!("listening on {}://{address}", config.scheme());
 
-    serve_with(listener, recovered.state.clone(), tls, shutdown_signal()).await?;
+    // One signal stops the HTTP server and the syslog listeners; the
+    // listeners finish logging what they read before indexing stops.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let syslog = crate::syslog::start(&config.syslog, &recovered.state.ingest, &stop_rx).await?;
+    let mut stopped = stop_rx.clone();
+    let signal = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop_tx.send_replace(true);
+    });
+    serve_with(listener, recovered.state.clone(), tls, signal).await?;
+    for listener in syslog {
+        listener.join().await;
+    }
     info!("finishing indexing");
     tokio::task::spawn_blocking(move || recovered.shutdown()).await?;
     Ok(())

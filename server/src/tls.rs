@@ -12,7 +12,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsConfig;
+use crate::config::{SyslogTlsConfig, TlsConfig};
 
 /// Why the certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +20,7 @@ pub enum TlsError {
     /// A file cannot be read.
     #[error("cannot read TLS {what} file {path}")]
     Read {
-        /// `certificate` or `key`.
+        /// `certificate`, `key` or `client CA`.
         what: &'static str,
         /// The file.
         path: String,
@@ -31,7 +31,7 @@ pub enum TlsError {
     /// A file is not what it should be.
     #[error("TLS {what} file {path}: {reason}")]
     Invalid {
-        /// `certificate` or `key`.
+        /// `certificate`, `key` or `client CA`.
         what: &'static str,
         /// The file.
         path: String,
@@ -86,22 +86,63 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// The acceptor for `config`: TLS 1.2 and 1.3, ALPN `http/1.1`.
 pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
-    let certs = load_certs(&config.cert)?;
-    let key = load_key(&config.key)?;
+    let mut server = server_config(&config.cert, &config.key, None)?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
+/// The acceptor of a syslog listener (RFC 5425): TLS 1.2 and 1.3, and
+/// with `client_ca` only clients whose certificate one of its CAs signed.
+pub fn syslog_acceptor(config: &SyslogTlsConfig) -> Result<TlsAcceptor, TlsError> {
+    let server = server_config(&config.cert, &config.key, config.client_ca.as_deref())?;
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
+fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let certs = load_certs(cert)?;
+    let key_der = load_key(key)?;
     let pair = |source| TlsError::Pair {
-        cert: config.cert.display().to_string(),
-        key: config.key.display().to_string(),
+        cert: cert.display().to_string(),
+        key: key.display().to_string(),
         source,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(pair)?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
         .map_err(pair)?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(server)))
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let what = "client CA";
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in load_certs(path).map_err(|e| rename(e, what))? {
+                roots
+                    .add(ca)
+                    .map_err(|error| invalid(what, path, format!("not a usable CA: {error}")))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|error| invalid(what, path, error.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder.with_single_cert(certs, key_der).map_err(pair)
+}
+
+/// `error` about a certificate file, saying which one it is.
+fn rename(error: TlsError, what: &'static str) -> TlsError {
+    match error {
+        TlsError::Read { path, source, .. } => TlsError::Read { what, path, source },
+        TlsError::Invalid { path, reason, .. } => TlsError::Invalid { what, path, reason },
+        other => other,
+    }
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
