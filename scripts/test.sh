@@ -19,12 +19,16 @@ fi
 
 # Debian packages: Chromium for the web UI test, systemd-journal-remote to
 # write real journal files and journalctl to read them for the journald
-# tests.
+# tests, rsyslog for the syslog tests.
 packages=()
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 command -v journalctl >/dev/null 2>&1 || packages+=(systemd)
 [[ -x /lib/systemd/systemd-journal-remote || -x /usr/lib/systemd/systemd-journal-remote ]] \
     || packages+=(systemd-journal-remote)
+# rsyslog forwards to the syslog listener in the syslog tests; `logger`
+# (bsdutils) sends single messages.
+[[ -x /usr/sbin/rsyslogd || -x /sbin/rsyslogd ]] || packages+=(rsyslog)
+command -v logger >/dev/null 2>&1 || packages+=(bsdutils)
 if (( ${#packages[@]} )); then
     echo "installing ${packages[*]}"
     as_root apt-get update -qq
