@@ -97,27 +97,25 @@ impl Decoder {
             self.consumed += skipped;
             data = &data[skipped as usize..];
         }
-        if self.framing.is_none() {
+        let Some(framing) = self.framing else {
+            // Undecided: hold the first bytes until they tell, then read
+            // them under the framing they chose.
             self.buf.extend_from_slice(data);
-            match detect(&self.buf) {
-                Some(framing) => self.framing = Some(framing),
-                None if self.buf.len() > MAX_LEN_DIGITS + 2 => self.framing = Some(Framing::Lines),
+            let framing = match detect(&self.buf) {
+                Some(framing) => framing,
+                None if self.buf.len() > MAX_LEN_DIGITS + 2 => Framing::Lines,
                 None => return Ok(()),
-            }
-            data = &[];
-        }
-        match self.framing {
-            Some(Framing::Lines) => {
-                if !self.buf.is_empty() && data.is_empty() {
-                    // The bytes held while the framing was undecided.
-                    let held = std::mem::take(&mut self.buf);
-                    self.push_lines(&held, out);
-                } else {
-                    self.push_lines(data, out);
-                }
+            };
+            self.framing = Some(framing);
+            let held = std::mem::take(&mut self.buf);
+            return self.push(&held, out);
+        };
+        match framing {
+            Framing::Lines => {
+                self.push_lines(data, out);
                 Ok(())
             }
-            Some(Framing::OctetCounting) => {
+            Framing::OctetCounting => {
                 self.buf.extend_from_slice(data);
                 let result = self.take_counted(out);
                 if result.is_err() {
@@ -126,7 +124,6 @@ impl Decoder {
                 }
                 result
             }
-            None => Ok(()),
         }
     }
 

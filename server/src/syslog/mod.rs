@@ -73,8 +73,6 @@ impl SyslogStats {
 pub struct Bound {
     /// The listener's name.
     pub name: String,
-    /// `udp`, `tcp` or `tls`.
-    pub protocol: SyslogProtocol,
     /// The address it listens on (the port chosen, for port 0).
     pub address: SocketAddr,
     /// Its counters.
@@ -95,7 +93,9 @@ impl Bound {
             truncated = n(&stats.truncated),
             dropped = n(&stats.dropped),
             refused_peers = n(&stats.refused_peers),
+            refused_connections = n(&stats.refused_connections),
             framing_errors = n(&stats.framing_errors),
+            handshake_failures = n(&stats.handshake_failures),
             "syslog listener stopped"
         );
     }
@@ -123,12 +123,17 @@ impl Listener {
         self.config.allow.is_empty() || self.config.allow.iter().any(|net| net.contains(&peer))
     }
 
-    fn events(&self, frames: Vec<frame::Frame>, peer: IpAddr, received_at_ms: i64) -> Vec<InEvent> {
+    /// The events of `frames`, each with the peer it came from.
+    fn events(
+        &self,
+        frames: impl IntoIterator<Item = (frame::Frame, IpAddr)>,
+        received_at_ms: i64,
+    ) -> Vec<InEvent> {
         let mut bytes = 0u64;
         let mut truncated = 0u64;
         let events: Vec<InEvent> = frames
             .into_iter()
-            .map(|frame| {
+            .map(|(frame, peer)| {
                 bytes += frame.bytes.len() as u64;
                 truncated += u64::from(frame.truncated);
                 message::to_event(frame, peer.to_canonical(), &self.defaults, received_at_ms)
@@ -254,7 +259,6 @@ pub async fn start(
         );
         bound.push(Bound {
             name: config.name.clone(),
-            protocol: config.protocol,
             address,
             stats,
             task,

@@ -129,7 +129,10 @@ async fn read_connection<S: AsyncRead + Unpin>(
         }
         if !frames.is_empty() {
             let received_at_ms = crate::timeparse::now_ms();
-            let events = listener.events(std::mem::take(&mut frames), peer.ip(), received_at_ms);
+            let events = listener.events(
+                frames.drain(..).map(|frame| (frame, peer.ip())),
+                received_at_ms,
+            );
             let count = events.len() as u64;
             if let Err(error) = listener
                 .log_durably(events, received_at_ms, true, &stopping)

@@ -108,10 +108,10 @@ async fn log_batches(
     while rx.recv_many(&mut batch, BATCH_MAX_MESSAGES).await > 0 {
         let received_at_ms = crate::timeparse::now_ms();
         let bytes: usize = batch.iter().map(|d| d.frame.bytes.len()).sum();
-        let events = batch
-            .drain(..)
-            .flat_map(|d| listener.events(vec![d.frame], d.peer.ip(), received_at_ms))
-            .collect::<Vec<_>>();
+        let events = listener.events(
+            batch.drain(..).map(|d| (d.frame, d.peer.ip())),
+            received_at_ms,
+        );
         let count = events.len() as u64;
         let result = listener
             .log_durably(events, received_at_ms, false, &stopping)
