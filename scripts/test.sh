@@ -29,17 +29,24 @@ command -v journalctl >/dev/null 2>&1 || packages+=(systemd)
 # (bsdutils) sends single messages.
 [[ -x /usr/sbin/rsyslogd || -x /sbin/rsyslogd ]] || packages+=(rsyslog)
 command -v logger >/dev/null 2>&1 || packages+=(bsdutils)
+# curl and gzip send compressed bulk requests in the Elasticsearch tests.
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+command -v gzip >/dev/null 2>&1 || packages+=(gzip)
 if (( ${#packages[@]} )); then
     echo "installing ${packages[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi
 
-# The alert tests deliver email to a real SMTP server: Python's aiosmtpd.
-if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd \
-        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages aiosmtpd
-fi
+# Python packages of real clients: aiosmtpd, the SMTP server the alert
+# tests deliver to; elasticsearch, the official client the bulk API tests
+# ship with.
+pip_install() {
+    python3 -m pip install --quiet --disable-pip-version-check "$@" \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+}
+python3 -c 'import aiosmtpd' 2>/dev/null || pip_install aiosmtpd
+python3 -c 'import elasticsearch' 2>/dev/null || pip_install 'elasticsearch>=8,<10'
 
 # The web UI test drives Chromium through playwright-core (Node.js 20).
 npm ci --prefix tests/browser --no-audit --no-fund --silent

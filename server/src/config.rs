@@ -105,6 +105,10 @@ pub struct ServerConfig {
     /// `[[syslog]]`: syslog listeners (none by default).
     #[serde(default)]
     pub syslog: Vec<SyslogConfig>,
+    /// `[elasticsearch]`: the Elasticsearch bulk API under `/es` (off
+    /// without the section).
+    #[serde(default)]
+    pub elasticsearch: Option<crate::elastic::ElasticConfig>,
 }
 
 /// How a syslog listener takes messages.
@@ -517,6 +521,9 @@ impl ServerConfig {
             }
         }
         self.validate_syslog()?;
+        if let Some(elastic) = &self.elasticsearch {
+            elastic.validate().map_err(InvalidConfig)?;
+        }
         let alerts = &self.alerts;
         if alerts.max_attempts == 0 || alerts.max_attempts > 100 {
             invalid!("key `alerts.max_attempts`: must be between 1 and 100");

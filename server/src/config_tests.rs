@@ -140,3 +140,34 @@ fn syslog_listeners_are_validated() {
         .to_string();
     assert!(err.contains("allow"), "{err}");
 }
+
+#[test]
+fn elasticsearch_section_turns_the_api_on_and_is_validated() {
+    let config: ServerConfig = toml::from_str("").unwrap();
+    assert!(config.elasticsearch.is_none());
+    let config: ServerConfig = toml::from_str("[elasticsearch]\n").unwrap();
+    config.validate().unwrap();
+    let elastic = config.elasticsearch.unwrap();
+    assert_eq!(elastic.version, "8.17.0");
+    assert_eq!(elastic.mapping.message_fields[0], "message");
+    let cases = [
+        ("version = \"8\"", "elasticsearch.version"),
+        ("version = \"8.x.1\"", "elasticsearch.version"),
+        ("default_host = \"\"", "elasticsearch.default_host"),
+        (
+            "host_fields = [\"host..name\"]",
+            "elasticsearch.host_fields",
+        ),
+        ("message_fields = [\"\"]", "elasticsearch.message_fields"),
+    ];
+    for (line, key) in cases {
+        let text = format!("[elasticsearch]\n{line}\n");
+        let config: ServerConfig = toml::from_str(&text).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+    let err = toml::from_str::<ServerConfig>("[elasticsearch]\nmesage_fields = []\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mesage_fields"), "{err}");
+}

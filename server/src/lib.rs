@@ -21,6 +21,7 @@
 pub mod alerts;
 pub mod cli;
 pub mod config;
+pub mod elastic;
 pub mod http;
 pub mod index;
 pub mod ingest;

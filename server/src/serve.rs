@@ -178,7 +178,8 @@ pub async fn serve_with(
         // Taken before the handshake, so shutdown also waits for (and
         // then ends) a connection that is still shaking hands.
         let watcher = graceful.watcher();
-        let (http, service) = (http.clone(), service.clone());
+        let http = http.clone();
+        let service = with_peer(service.clone(), stream.peer_addr().ok());
         match &tls {
             None => {
                 tokio::spawn(serve_connection(http, service, watcher, stream));
@@ -215,6 +216,34 @@ pub async fn serve_with(
         );
     }
     Ok(())
+}
+
+/// A service that tells each request its connection's address
+/// ([`crate::http::Peer`]).
+#[derive(Clone)]
+struct WithPeer<S> {
+    inner: S,
+    peer: Option<std::net::SocketAddr>,
+}
+
+fn with_peer<S>(inner: S, peer: Option<std::net::SocketAddr>) -> WithPeer<S> {
+    WithPeer { inner, peer }
+}
+
+impl<S, B> hyper::service::Service<hyper::Request<B>> for WithPeer<S>
+where
+    S: hyper::service::Service<hyper::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut request: hyper::Request<B>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(crate::http::Peer(peer));
+        }
+        self.inner.call(request)
+    }
 }
 
 /// Serves one connection (plain or after its TLS handshake) until it
@@ -337,6 +366,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         tails: Arc::new(Tails::default()),
         alerts: Arc::new(alerts),
         sessions: Sessions::default(),
+        elastic: config.elasticsearch.clone().map(Arc::new),
     };
     Ok(Recovered {
         state,

@@ -90,6 +90,12 @@ impl AppError {
         Self::bad_request(format!("{name}: {}", rejection.body_text()))
     }
 
+    /// The status, the message and the `Retry-After` seconds, for an
+    /// API that answers errors in a shape of its own.
+    pub(super) fn parts(&self) -> (StatusCode, &str, Option<u64>) {
+        (self.status, &self.message, self.retry_after_secs)
+    }
+
     fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
         AppError {
             retry_after_secs: Some(retry_after_secs),

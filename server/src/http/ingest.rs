@@ -60,7 +60,7 @@ const MAX_DRAIN_BYTES: usize = 64 << 20;
 
 /// Reads the body, refusing more than `limit` bytes without holding them
 /// and a client that sends nothing for `idle_timeout`.
-async fn read_body(
+pub(super) async fn read_body(
     mut body: Body,
     limit: usize,
     idle_timeout: std::time::Duration,

@@ -11,6 +11,7 @@ mod alerts;
 mod auth;
 mod context;
 mod csrf;
+mod elastic;
 mod error;
 mod extract;
 mod fields;
@@ -25,7 +26,7 @@ mod ui;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::Router;
 use loghound_shared::api::{FIELDS_PATH, INGEST_PATH, STATS_PATH, TAIL_PATH};
@@ -66,7 +67,14 @@ pub struct AppState {
     pub alerts: Arc<crate::alerts::Alerts>,
     /// The web UI's signed-in browsers.
     pub sessions: Sessions,
+    /// The Elasticsearch-compatible API's settings, when it is on.
+    pub elastic: Option<Arc<crate::elastic::ElasticConfig>>,
 }
+
+/// The address a request's connection comes from, set by the server on
+/// each request (absent when the router is called directly).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
 
 impl AppState {
     /// Checks that the request may do what needs `scope`: by its bearer
@@ -96,6 +104,19 @@ impl AppState {
         .await??;
         Ok(())
     }
+}
+
+/// Any request no route takes.
+async fn no_route(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if state.elastic.is_some() && elastic::is_under(uri.path()) {
+        return elastic::unsupported(&method, &uri).into_response();
+    }
+    AppError::new(axum::http::StatusCode::NOT_FOUND, "no such route").into_response()
 }
 
 /// The router, without a socket, so tests can call it directly.
@@ -147,8 +168,12 @@ pub fn app(state: AppState) -> Router {
     let router = ui::PAGE_PATHS
         .iter()
         .fold(router, |router, path| router.route(path, get(ui::page)));
+    let router = match state.elastic {
+        Some(_) => router.merge(elastic::routes()),
+        None => router,
+    };
     router
-        .fallback(|| async { AppError::new(axum::http::StatusCode::NOT_FOUND, "no such route") })
+        .fallback(no_route)
         .layer(axum::middleware::from_fn(csrf::guard))
         .with_state(state)
 }

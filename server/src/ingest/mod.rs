@@ -88,7 +88,7 @@ pub struct StreamRange {
 }
 
 /// One event on its way in, whatever input it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InEvent {
     /// Its place in its stream, when the input knows one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

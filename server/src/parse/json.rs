@@ -62,11 +62,20 @@ pub fn parse_json_line(line: &str, received_at_ms: i64) -> Option<Parsed> {
     Some(parsed)
 }
 
+/// `object`'s members as dotted paths, as a JSON line's fields are.
+pub fn flattened(object: Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    flatten(object, "", 1, &mut out);
+    out
+}
+
 fn is_one_of(key: &str, names: &[&str]) -> bool {
     names.iter().any(|name| key.eq_ignore_ascii_case(name))
 }
 
-fn timestamp_of(value: &Value, received_at_ms: i64) -> Option<i64> {
+/// A JSON `time` value as ms since the epoch: text in any format the
+/// scanners know, or a number of epoch seconds (ms when above 1e11).
+pub fn timestamp_of(value: &Value, received_at_ms: i64) -> Option<i64> {
     match value {
         Value::String(text) => timestamp::parse_whole(text, received_at_ms),
         Value::Number(number) => timestamp::from_epoch_number(number.as_f64()?, received_at_ms),
