@@ -40,13 +40,16 @@ fi
 
 # Python packages of real clients: aiosmtpd, the SMTP server the alert
 # tests deliver to; elasticsearch, the official client the bulk API tests
-# ship with.
+# ship with; the OpenTelemetry SDK and its OTLP/HTTP exporter, which the
+# OTLP tests export through.
 pip_install() {
     python3 -m pip install --quiet --disable-pip-version-check "$@" \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
 }
 python3 -c 'import aiosmtpd' 2>/dev/null || pip_install aiosmtpd
 python3 -c 'import elasticsearch' 2>/dev/null || pip_install 'elasticsearch>=8,<10'
+python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' 2>/dev/null \
+    || pip_install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
 
 # The web UI test drives Chromium through playwright-core (Node.js 20).
 npm ci --prefix tests/browser --no-audit --no-fund --silent

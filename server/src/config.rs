@@ -109,6 +109,10 @@ pub struct ServerConfig {
     /// without the section).
     #[serde(default)]
     pub elasticsearch: Option<crate::elastic::ElasticConfig>,
+    /// `[otlp]`: OpenTelemetry logs on `POST /v1/logs` (off without the
+    /// section).
+    #[serde(default)]
+    pub otlp: Option<crate::otlp::OtlpConfig>,
 }
 
 /// How a syslog listener takes messages.
@@ -523,6 +527,9 @@ impl ServerConfig {
         self.validate_syslog()?;
         if let Some(elastic) = &self.elasticsearch {
             elastic.validate().map_err(InvalidConfig)?;
+        }
+        if let Some(otlp) = &self.otlp {
+            otlp.validate().map_err(InvalidConfig)?;
         }
         let alerts = &self.alerts;
         if alerts.max_attempts == 0 || alerts.max_attempts > 100 {

@@ -171,3 +171,19 @@ fn elasticsearch_section_turns_the_api_on_and_is_validated() {
         .to_string();
     assert!(err.contains("mesage_fields"), "{err}");
 }
+
+#[test]
+fn otlp_section_turns_the_route_on_and_is_validated() {
+    let config: ServerConfig = toml::from_str("").unwrap();
+    assert!(config.otlp.is_none());
+    let config: ServerConfig = toml::from_str("[otlp]\n").unwrap();
+    config.validate().unwrap();
+    assert!(config.otlp.unwrap().default_host.is_none());
+    let config: ServerConfig = toml::from_str("[otlp]\ndefault_host = \" \"\n").unwrap();
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("otlp.default_host"), "{err}");
+    let err = toml::from_str::<ServerConfig>("[otlp]\nport = 4318\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("port"), "{err}");
+}

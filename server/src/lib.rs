@@ -27,6 +27,7 @@ pub mod index;
 pub mod ingest;
 pub mod log;
 pub mod meta;
+pub mod otlp;
 pub mod parse;
 pub mod query;
 pub mod serve;

@@ -367,6 +367,7 @@ pub fn recover(config: &ServerConfig) -> anyhow::Result<Recovered> {
         alerts: Arc::new(alerts),
         sessions: Sessions::default(),
         elastic: config.elasticsearch.clone().map(Arc::new),
+        otlp: config.otlp.clone().map(Arc::new),
     };
     Ok(Recovered {
         state,

@@ -9,7 +9,6 @@
 //! name, or the token as the user name with no password), as `ApiKey
 //! <token>` or as `Bearer <token>`.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -22,7 +21,7 @@ use axum::{Extension, Router};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::ingest::read_body;
+use super::body::{decompress, encoding_of, read_body};
 use super::{AppError, AppState, Peer};
 use crate::elastic::bulk::{self, BulkError, Item, Outcome};
 use crate::elastic::ElasticConfig;
@@ -357,63 +356,6 @@ async fn bulk_index(
     body: Body,
 ) -> Result<Response, EsError> {
     bulk(auth, state, Some(index), peer, query, headers, body).await
-}
-
-/// How a body is compressed.
-#[derive(Debug, Clone, Copy)]
-enum Encoding {
-    Identity,
-    Gzip,
-    Zstd,
-}
-
-fn encoding_of(headers: &HeaderMap) -> Result<Encoding, EsError> {
-    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
-        return Ok(Encoding::Identity);
-    };
-    let text = value.to_str().unwrap_or("").trim();
-    if text.eq_ignore_ascii_case("gzip") || text.eq_ignore_ascii_case("x-gzip") {
-        Ok(Encoding::Gzip)
-    } else if text.eq_ignore_ascii_case("zstd") {
-        Ok(Encoding::Zstd)
-    } else if text.eq_ignore_ascii_case("identity") || text.is_empty() {
-        Ok(Encoding::Identity)
-    } else {
-        Err(EsError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "illegal_argument_exception",
-            format!("unsupported content-encoding {text:?}: send gzip, zstd or none"),
-        ))
-    }
-}
-
-/// The body decompressed, at most `max` bytes of it.
-fn decompress(body: Vec<u8>, encoding: Encoding, max: usize) -> Result<Vec<u8>, EsError> {
-    let too_large = || {
-        EsError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "content_too_long_exception",
-            format!("the body decompresses to more than limits.max_decompressed_bytes ({max})"),
-        )
-    };
-    let reader: Box<dyn Read> = match encoding {
-        Encoding::Identity if body.len() > max => return Err(too_large()),
-        Encoding::Identity => return Ok(body),
-        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body.as_slice())),
-        Encoding::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(body.as_slice())
-                .map_err(|e| EsError::bad_request(format!("cannot read the zstd body: {e}")))?,
-        ),
-    };
-    let mut out = Vec::new();
-    reader
-        .take(max as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| EsError::bad_request(format!("cannot decompress the body: {e}")))?;
-    if out.len() > max {
-        return Err(too_large());
-    }
-    Ok(out)
 }
 
 /// `?refresh=true` or `?refresh=wait_for` (or a bare `?refresh`).

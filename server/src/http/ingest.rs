@@ -4,11 +4,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
-use http_body_util::BodyExt;
 use loghound_shared::api::{IngestResponse, HEADER_AGENT, HEADER_PROTOCOL};
 use loghound_shared::{AgentId, PROTOCOL_VERSION};
 
 use super::auth::RequireIngest;
+use super::body::read_body;
 use super::{AppError, AppState};
 use crate::log::LogPosition;
 
@@ -52,54 +52,4 @@ pub(super) async fn ingest(
             .map_err(AppError::internal)??;
     state.ingest.wait_durable(LogPosition(position)).await;
     Ok(Json(response))
-}
-
-/// Past the limit, how much more of a body is read and thrown away so that
-/// the client, still sending, gets the 413 instead of a broken pipe.
-const MAX_DRAIN_BYTES: usize = 64 << 20;
-
-/// Reads the body, refusing more than `limit` bytes without holding them
-/// and a client that sends nothing for `idle_timeout`.
-pub(super) async fn read_body(
-    mut body: Body,
-    limit: usize,
-    idle_timeout: std::time::Duration,
-) -> Result<Vec<u8>, AppError> {
-    let mut collected = Vec::new();
-    let mut over_by = 0usize;
-    loop {
-        let Ok(next) = tokio::time::timeout(idle_timeout, body.frame()).await else {
-            return Err(AppError::new(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                format!("request body stalled for {} ms", idle_timeout.as_millis()),
-            ));
-        };
-        let Some(frame) = next else {
-            break;
-        };
-        let frame = frame.map_err(|error| {
-            AppError::bad_request(format!("could not read request body: {error}"))
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if over_by == 0 && collected.len() + data.len() <= limit {
-            collected.extend_from_slice(&data);
-            continue;
-        }
-        if over_by == 0 {
-            collected = Vec::new();
-        }
-        over_by += data.len();
-        if over_by > MAX_DRAIN_BYTES {
-            break;
-        }
-    }
-    if over_by > 0 {
-        return Err(AppError::too_large(
-            format!("request body exceeds max_compressed_bytes ({limit})"),
-            "max_compressed_bytes",
-        ));
-    }
-    Ok(collected)
 }

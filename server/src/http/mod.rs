@@ -9,6 +9,7 @@
 
 mod alerts;
 mod auth;
+mod body;
 mod context;
 mod csrf;
 mod elastic;
@@ -17,6 +18,7 @@ mod extract;
 mod fields;
 mod histogram;
 mod ingest;
+mod otlp;
 mod params;
 mod search;
 mod session;
@@ -69,6 +71,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// The Elasticsearch-compatible API's settings, when it is on.
     pub elastic: Option<Arc<crate::elastic::ElasticConfig>>,
+    /// OTLP logs' settings, when `POST /v1/logs` is on.
+    pub otlp: Option<Arc<crate::otlp::OtlpConfig>>,
 }
 
 /// The address a request's connection comes from, set by the server on
@@ -170,6 +174,10 @@ pub fn app(state: AppState) -> Router {
         .fold(router, |router, path| router.route(path, get(ui::page)));
     let router = match state.elastic {
         Some(_) => router.merge(elastic::routes()),
+        None => router,
+    };
+    let router = match state.otlp {
+        Some(_) => router.route(otlp::PATH, post(otlp::logs)),
         None => router,
     };
     router
