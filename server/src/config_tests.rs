@@ -149,7 +149,7 @@ fn elasticsearch_section_turns_the_api_on_and_is_validated() {
     config.validate().unwrap();
     let elastic = config.elasticsearch.unwrap();
     assert_eq!(elastic.version, "8.17.0");
-    assert_eq!(elastic.mapping.message_fields[0], "message");
+    assert_eq!(elastic.message_fields[0], "message");
     let cases = [
         ("version = \"8\"", "elasticsearch.version"),
         ("version = \"8.x.1\"", "elasticsearch.version"),
@@ -169,7 +169,14 @@ fn elasticsearch_section_turns_the_api_on_and_is_validated() {
     let err = toml::from_str::<ServerConfig>("[elasticsearch]\nmesage_fields = []\n")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("mesage_fields"), "{err}");
+    assert!(
+        err.contains("mesage_fields") && err.contains("message_fields"),
+        "{err}"
+    );
+    let err = toml::from_str::<ServerConfig>("[elasticsearch]\ntime_fields = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("time_fields"), "{err}");
 }
 
 #[test]

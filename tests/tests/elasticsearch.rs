@@ -374,6 +374,21 @@ fn curl_gzip_bulk_is_durable_at_its_answer_and_bad_input_is_precise() {
     assert!(search_api.body.contains("_bulk"), "{}", search_api.body);
 
     // The probes shippers make at start.
+    let method = curl(root.path(), &["-u", &auth, &bulk_url]);
+    assert_eq!(method.status, 405, "{}", method.body);
+    assert_eq!(method.error_type(), "illegal_argument_exception");
+    // Elasticsearch's own API key form: base64 of `id:key`, the key the token.
+    use base64::Engine as _;
+    let api_key = base64::engine::general_purpose::STANDARD.encode(format!("shipper:{ingest}"));
+    let keyed = curl(
+        root.path(),
+        &[
+            "-H",
+            &format!("Authorization: ApiKey {api_key}"),
+            &format!("{url}/es/_license"),
+        ],
+    );
+    assert_eq!(keyed.status, 200, "{}", keyed.body);
     let info = curl(
         root.path(),
         &[

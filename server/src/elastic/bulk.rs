@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::document::to_event;
-use super::Mapping;
+use super::ElasticConfig;
 use crate::ingest::InEvent;
 
 /// What an item asks for.
@@ -109,7 +109,7 @@ pub enum BulkError {
         /// The limit.
         max: usize,
     },
-    /// A line past `max_line_bytes`.
+    /// An action line past `max_line_bytes`.
     #[error("line [{line}] is {bytes} bytes, more than limits.max_line_bytes ({max})")]
     LineTooLong {
         /// 1-based line number.
@@ -129,7 +129,7 @@ pub struct Context<'a> {
     /// Host of documents that name none.
     pub default_host: &'a str,
     /// How documents map to events.
-    pub mapping: &'a Mapping,
+    pub config: &'a ElasticConfig,
     /// When the request arrived.
     pub received_at_ms: i64,
     /// `limits.max_events`.
@@ -164,8 +164,11 @@ pub fn parse(body: &[u8], context: &Context<'_>) -> Result<Vec<Item>, BulkError>
                         action: action.name(),
                     });
                 };
-                check_length(doc_number, document, context.max_line_bytes)?;
-                document_outcome(document, index.as_deref(), context)
+                if document.len() > context.max_line_bytes {
+                    too_long(doc_number, document.len(), context.max_line_bytes)
+                } else {
+                    document_outcome(document, index.as_deref(), context)
+                }
             }
             Action::Update => {
                 // Its document line is skipped with it.
@@ -200,6 +203,16 @@ fn lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
         .enumerate()
         .map(|(i, line)| (i + 1, line))
         .filter(move |_| !body.is_empty())
+}
+
+/// A document line past `max_line_bytes` refuses its own item: resending
+/// the request would not make it fit.
+fn too_long(line: usize, bytes: usize, max: usize) -> Outcome {
+    Outcome::Refused {
+        status: 413,
+        kind: "content_too_long_exception",
+        reason: format!("line [{line}] is {bytes} bytes, more than limits.max_line_bytes ({max})"),
+    }
 }
 
 fn check_length(line: usize, bytes: &[u8], max: usize) -> Result<(), BulkError> {
@@ -271,7 +284,7 @@ fn document_outcome(document: &[u8], index: Option<&str>, context: &Context<'_>)
             document,
             index,
             context.default_host,
-            context.mapping,
+            context.config,
             context.received_at_ms,
         )),
         Ok(other) => Outcome::Refused {
@@ -317,11 +330,11 @@ mod tests {
     use super::*;
 
     fn parse_body(body: &str) -> Result<Vec<Item>, BulkError> {
-        let mapping = Mapping::default();
+        let config = ElasticConfig::default();
         let context = Context {
             path_index: Some("from-path"),
             default_host: "peer",
-            mapping: &mapping,
+            config: &config,
             received_at_ms: 1_765_000_000_000,
             max_items: 4,
             max_line_bytes: 200,
@@ -414,13 +427,22 @@ mod tests {
             parse_body(&five).err(),
             Some(BulkError::TooManyItems { max: 4 })
         );
-        let long = format!(
-            "{{\"create\":{{}}}}\n{{\"message\":\"{}\"}}\n",
-            "x".repeat(300)
-        );
+        let long = format!("{{\"create\":{{\"_id\":\"{}\"}}}}\n{{}}\n", "x".repeat(300));
         assert!(matches!(
             parse_body(&long),
-            Err(BulkError::LineTooLong { line: 2, .. })
+            Err(BulkError::LineTooLong { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_document_too_long_refuses_its_own_item() {
+        let body = format!(
+            "{{\"create\":{{}}}}\n{{\"message\":\"{}\"}}\n{{\"create\":{{}}}}\n{{\"message\":\"fits\"}}\n",
+            "x".repeat(300)
+        );
+        let items = parse_body(&body).unwrap_or_default();
+        assert_eq!(items.len(), 2);
+        assert_eq!(refusal(&items[0]), (413, "content_too_long_exception"));
+        assert_eq!(message(&items[1]), "fits");
     }
 }

@@ -1,129 +1,142 @@
 //! One Elasticsearch document as an event.
 //!
-//! The document is flattened to dotted paths, as a JSON line's fields are
-//! ([`crate::parse::json`]). Then, by the [`Mapping`]'s lists:
-//! - the message field becomes the line (text as it is, any other value
-//!   as its JSON); a document with none is kept whole as its JSON text,
-//!   parsed as a JSON line;
-//! - the time field becomes the event's time when it reads as one;
+//! The event's own parts are taken out of the document first, by the
+//! [`ElasticConfig`] field lists, each the first field present whose
+//! value fits:
+//! - the message field becomes the line (a text as it is, less one
+//!   trailing newline; a number or boolean as its JSON); a document with
+//!   none is kept whole as its JSON text, parsed as a JSON line;
+//! - the time field becomes the event's time;
 //! - the host field becomes the host (else `default_host`);
 //! - the app field becomes the `app` label;
 //! - the severity field is the severity when the line states none, and
 //!   stays a field, as Kibana users filter on it.
 //!
-//! The message, time, host and app fields taken are not kept among the
-//! fields; every other member is. The source is `elasticsearch/<index>`.
+//! What remains is flattened to dotted paths, as a JSON line's fields are
+//! ([`crate::parse::json`], with its bound on their number). The source
+//! is `elasticsearch/<index>`.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::Mapping;
+use super::ElasticConfig;
 use crate::ingest::InEvent;
-use crate::parse::json::{flattened, timestamp_of};
+use crate::parse::json::{flattened, severity_of, timestamp_of};
 
 /// The event of `document`, sent to `index` (when the request names one).
 pub fn to_event(
-    document: Map<String, Value>,
+    mut document: Map<String, Value>,
     index: Option<&str>,
     default_host: &str,
-    mapping: &Mapping,
+    config: &ElasticConfig,
     received_at_ms: i64,
 ) -> InEvent {
-    let has_message = mapping
-        .message_fields
-        .iter()
-        .any(|path| present(&document, path));
-    let (message, mut fields, format) = if has_message {
-        let mut fields = flattened(document);
-        let message = take_first(&mut fields, &mapping.message_fields, |_| true)
-            .map(|value| match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            })
-            .unwrap_or_default();
-        (message, fields, None)
-    } else {
-        let text = Value::Object(document).to_string();
-        let fields = match serde_json::from_str(&text) {
-            Ok(Value::Object(object)) => flattened(object),
-            _ => Map::new(),
-        };
-        (text, fields, Some("json".to_string()))
+    let message = take_first(&mut document, &config.message_fields, &|value| {
+        matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
+    });
+    let (message, format) = match message {
+        Some(Value::String(text)) => (without_newline(text), None),
+        Some(other) => (other.to_string(), None),
+        None => (
+            Value::Object(document.clone()).to_string(),
+            Some("json".to_string()),
+        ),
     };
-
-    let mut time_ms = None;
-    if let Some(name) = mapping
-        .time_fields
-        .iter()
-        .find(|name| fields.contains_key(name.as_str()))
-    {
-        time_ms = fields
-            .get(name.as_str())
-            .and_then(|value| timestamp_of(value, received_at_ms));
-        if time_ms.is_some() {
-            fields.remove(name.as_str());
-        }
-    }
-    let host = take_first(&mut fields, &mapping.host_fields, non_empty_text)
+    let time_ms = take_first(&mut document, &config.time_fields, &|value| {
+        timestamp_of(value, received_at_ms).is_some()
+    })
+    .and_then(|value| timestamp_of(&value, received_at_ms));
+    let host = take_first(&mut document, &config.host_fields, &non_empty_text)
         .and_then(into_text)
         .unwrap_or_else(|| default_host.to_string());
     let mut tags = BTreeMap::new();
     if let Some(app) =
-        take_first(&mut fields, &mapping.app_fields, non_empty_text).and_then(into_text)
+        take_first(&mut document, &config.app_fields, &non_empty_text).and_then(into_text)
     {
         tags.insert("app".to_string(), app);
     }
-    let severity = mapping.severity_fields.iter().find_map(|name| {
-        fields
-            .get(name.as_str())
-            .and_then(Value::as_str)
-            .map(str::to_string)
+    let severity = config.severity_fields.iter().find_map(|path| {
+        let value = get_path(&document, path)?;
+        match value {
+            Value::String(text) if severity_of(value).is_some() => Some(text.clone()),
+            _ => severity_of(value).map(|s| s.name().to_string()),
+        }
     });
-    if format.is_some() {
+    let fields = match format {
         // The line is the whole document: its fields come from parsing it.
-        fields.clear();
-    }
+        Some(_) => BTreeMap::new(),
+        None => flattened(document).into_iter().collect(),
+    };
     InEvent {
-        stream: None,
         host,
         source: match index {
             Some(index) => format!("elasticsearch/{index}"),
             None => "elasticsearch".to_string(),
         },
         message,
-        read_at_ms: None,
         tags,
-        truncated: false,
-        invalid_utf8: false,
         format,
         time_ms,
         severity,
-        fields: fields.into_iter().collect(),
+        fields,
+        ..InEvent::default()
     }
 }
 
-/// Whether `path` names a member of `object`, as one dotted key or
-/// through nested objects (`host.name` in `{"host": {"name": …}}`).
-fn present(object: &Map<String, Value>, path: &str) -> bool {
-    if object.get(path).is_some_and(|v| !v.is_null()) {
-        return true;
+/// `text` less one trailing `\n` or `\r\n`, as container runtimes and
+/// Fluent Bit's tail leave on `log`.
+fn without_newline(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
     }
-    path.match_indices('.').any(|(at, _)| {
-        matches!(object.get(&path[..at]), Some(Value::Object(inner)) if present(inner, &path[at + 1..]))
-    })
+    text
 }
 
-/// Removes and returns the first of `names` whose value `accept`s.
-fn take_first(
-    fields: &mut Map<String, Value>,
-    names: &[String],
-    accept: impl Fn(&Value) -> bool,
+/// The value at `path`, as one dotted key or through nested objects
+/// (`host.name` in `{"host": {"name": …}}`).
+fn get_path<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = object.get(path) {
+        return Some(value);
+    }
+    path.match_indices('.')
+        .find_map(|(at, _)| match object.get(&path[..at]) {
+            Some(Value::Object(inner)) => get_path(inner, &path[at + 1..]),
+            _ => None,
+        })
+}
+
+/// Removes and returns the value at `path` if `accept` takes it.
+fn take_path(
+    object: &mut Map<String, Value>,
+    path: &str,
+    accept: &dyn Fn(&Value) -> bool,
 ) -> Option<Value> {
-    let name = names
+    if object.get(path).is_some_and(accept) {
+        return object.remove(path);
+    }
+    for (at, _) in path.match_indices('.') {
+        if let Some(Value::Object(inner)) = object.get_mut(&path[..at]) {
+            if let Some(value) = take_path(inner, &path[at + 1..], accept) {
+                return Some(value);
+            }
+        }
+    }
+    None
+}
+
+/// Removes and returns the first of `paths` whose value `accept` takes.
+fn take_first(
+    object: &mut Map<String, Value>,
+    paths: &[String],
+    accept: &dyn Fn(&Value) -> bool,
+) -> Option<Value> {
+    paths
         .iter()
-        .find(|name| fields.get(name.as_str()).is_some_and(&accept))?;
-    fields.remove(name.as_str())
+        .find_map(|path| take_path(object, path, accept))
 }
 
 fn non_empty_text(value: &Value) -> bool {
@@ -149,7 +162,7 @@ mod tests {
         let Value::Object(document) = document else {
             panic!("test documents are objects");
         };
-        to_event(document, index, "sender", &Mapping::default(), NOW)
+        to_event(document, index, "sender", &ElasticConfig::default(), NOW)
     }
 
     #[test]
@@ -183,10 +196,13 @@ mod tests {
     #[test]
     fn fluent_bit_record_uses_log_and_dotted_keys() {
         let e = event(
-            json!({"log": "{\"level\":\"error\",\"msg\":\"boom\"}", "kubernetes.container_name": "worker", "stream": "stderr"}),
+            json!({"log": "{\"level\":\"error\",\"msg\":\"boom\"}\n", "kubernetes.container_name": "worker", "stream": "stderr"}),
             None,
         );
-        assert_eq!(e.message, "{\"level\":\"error\",\"msg\":\"boom\"}");
+        assert_eq!(
+            e.message, "{\"level\":\"error\",\"msg\":\"boom\"}",
+            "less its newline"
+        );
         assert_eq!(e.tags.get("app").map(String::as_str), Some("worker"));
         assert_eq!(e.host, "sender");
         assert_eq!(e.source, "elasticsearch");
@@ -196,15 +212,10 @@ mod tests {
 
     #[test]
     fn a_document_without_a_message_is_kept_whole() {
-        let e = event(
-            json!({"user": "ana", "action": {"kind": "login"}, "time": 1_700_000_000}),
-            Some("audit"),
-        );
+        let doc = json!({"user": "ana", "action": {"kind": "login"}, "time": 1_700_000_000});
+        let e = event(doc.clone(), Some("audit"));
         let back: Value = serde_json::from_str(&e.message).unwrap_or(Value::Null);
-        assert_eq!(
-            back,
-            json!({"user": "ana", "action": {"kind": "login"}, "time": 1_700_000_000})
-        );
+        assert_eq!(back, doc);
         assert_eq!(e.format.as_deref(), Some("json"));
         assert_eq!(e.time_ms, Some(1_700_000_000_000));
         assert!(
@@ -212,31 +223,56 @@ mod tests {
             "parsed from the line instead: {:?}",
             e.fields
         );
+        // A message field holding an object is no line: `log` as ECS nests it.
+        let doc = json!({"log": {"level": "info"}, "note": "t70", "message": {}});
+        let e = event(doc.clone(), None);
+        assert_eq!(
+            serde_json::from_str::<Value>(&e.message).unwrap_or(Value::Null),
+            doc
+        );
+        assert_eq!(e.format.as_deref(), Some("json"));
     }
 
     #[test]
-    fn values_that_do_not_fit_stay_fields() {
+    fn values_that_do_not_fit_are_passed_over_and_stay_fields() {
         let e = event(
-            json!({"message": {"text": "nested"}, "msg": 5, "@timestamp": "not a time", "host": 42, "hostname": ""}),
+            json!({"message": {"text": "nested"}, "msg": 5, "@timestamp": "not a time", "time": "2025-12-06T05:46:40Z", "host": 42, "hostname": "", "level": 50}),
             None,
         );
-        // `message` flattened to `message.text`; `msg` is next in the list.
         assert_eq!(e.message, "5");
         assert_eq!(e.fields.get("message.text"), Some(&json!("nested")));
-        assert_eq!(e.time_ms, None);
+        assert_eq!(
+            e.time_ms,
+            Some(NOW),
+            "the next time field that reads as one"
+        );
         assert_eq!(e.fields.get("@timestamp"), Some(&json!("not a time")));
         assert_eq!(e.host, "sender");
         assert_eq!(e.fields.get("host"), Some(&json!(42)));
+        assert_eq!(e.severity.as_deref(), Some("error"), "pino's 50");
     }
 
     #[test]
-    fn presence_follows_dotted_paths_through_objects() {
-        let Value::Object(doc) = json!({"a": {"b.c": {"d": 1}}, "x.y": null}) else {
+    fn the_event_is_taken_before_fields_are_bounded() {
+        let mut doc: Map<String, Value> =
+            (0..300).map(|i| (format!("a{i:03}"), json!(i))).collect();
+        doc.insert("message".into(), json!("t55"));
+        doc.insert("host".into(), json!({"name": "h"}));
+        let e = event(Value::Object(doc), None);
+        assert_eq!(e.message, "t55");
+        assert_eq!(e.host, "h");
+        assert_eq!(e.fields.len(), crate::parse::json::MAX_FIELDS);
+    }
+
+    #[test]
+    fn paths_follow_dots_through_objects() {
+        let Value::Object(mut doc) = json!({"a": {"b.c": {"d": 1}}, "x.y": null}) else {
             unreachable!()
         };
-        assert!(present(&doc, "a.b.c.d"));
-        assert!(present(&doc, "a"));
-        assert!(!present(&doc, "a.b"));
-        assert!(!present(&doc, "x.y"));
+        assert_eq!(get_path(&doc, "a.b.c.d"), Some(&json!(1)));
+        assert_eq!(get_path(&doc, "a.b"), None);
+        assert_eq!(get_path(&doc, "x.y"), Some(&Value::Null));
+        assert_eq!(take_path(&mut doc, "a.b.c.d", &|_| true), Some(json!(1)));
+        assert_eq!(get_path(&doc, "a.b.c.d"), None);
     }
 }

@@ -26,6 +26,12 @@ use serde::Deserialize;
 
 /// `[elasticsearch]`: turns on the Elasticsearch-compatible API under
 /// `/es`, and says how documents become events.
+///
+/// Each field list is tried in order and the first field present with a
+/// value that fits wins; a name with dots (`host.name`) finds both
+/// `{"host": {"name": …}}` and `{"host.name": …}`. What a list takes is
+/// not kept among the fields (but for the severity); every other member
+/// is.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElasticConfig {
@@ -36,47 +42,25 @@ pub struct ElasticConfig {
     /// Host of documents that name none (default: the sender's address).
     #[serde(default)]
     pub default_host: Option<String>,
-    /// How documents map to events.
-    #[serde(flatten)]
-    pub mapping: Mapping,
-}
-
-/// Which document fields become the event's own parts. Each list is
-/// tried in order and the first field present wins; a name with dots
-/// (`host.name`) finds both `{"host": {"name": …}}` and `{"host.name": …}`.
-/// What a list takes is not kept among the fields; every other field is.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Mapping {
-    /// The line. A document without any of these is kept whole, as its
-    /// JSON text, and its fields are parsed from that.
+    /// The line: a text, number or boolean value. A document without any
+    /// is kept whole, as its JSON text, and its fields are parsed from that.
     #[serde(default = "default_message_fields")]
     pub message_fields: Vec<String>,
-    /// The event's time: RFC 3339 text or epoch milliseconds. A value that
-    /// is neither stays a field, and the time comes from the line.
+    /// The event's time: any timestamp text the line parsers read
+    /// (RFC 3339 first) or epoch seconds or milliseconds. A value that is
+    /// none stays a field, and the next name is tried.
     #[serde(default = "default_time_fields")]
     pub time_fields: Vec<String>,
-    /// The host.
+    /// The host: a non-empty text.
     #[serde(default = "default_host_fields")]
     pub host_fields: Vec<String>,
-    /// The `app` label.
+    /// The `app` label: a non-empty text.
     #[serde(default = "default_app_fields")]
     pub app_fields: Vec<String>,
-    /// The severity, used when the line states none.
+    /// The severity, used when the line states none: a level word or a
+    /// number (syslog 0–7, or bunyan/pino 10–60).
     #[serde(default = "default_severity_fields")]
     pub severity_fields: Vec<String>,
-}
-
-impl Default for Mapping {
-    fn default() -> Self {
-        Mapping {
-            message_fields: default_message_fields(),
-            time_fields: default_time_fields(),
-            host_fields: default_host_fields(),
-            app_fields: default_app_fields(),
-            severity_fields: default_severity_fields(),
-        }
-    }
 }
 
 impl Default for ElasticConfig {
@@ -84,7 +68,11 @@ impl Default for ElasticConfig {
         ElasticConfig {
             version: default_version(),
             default_host: None,
-            mapping: Mapping::default(),
+            message_fields: default_message_fields(),
+            time_fields: default_time_fields(),
+            host_fields: default_host_fields(),
+            app_fields: default_app_fields(),
+            severity_fields: default_severity_fields(),
         }
     }
 }
@@ -149,13 +137,12 @@ impl ElasticConfig {
                 "key `elasticsearch.default_host`: must not be empty (leave it out instead)".into(),
             );
         }
-        let m = &self.mapping;
         for (key, list) in [
-            ("message_fields", &m.message_fields),
-            ("time_fields", &m.time_fields),
-            ("host_fields", &m.host_fields),
-            ("app_fields", &m.app_fields),
-            ("severity_fields", &m.severity_fields),
+            ("message_fields", &self.message_fields),
+            ("time_fields", &self.time_fields),
+            ("host_fields", &self.host_fields),
+            ("app_fields", &self.app_fields),
+            ("severity_fields", &self.severity_fields),
         ] {
             if let Some(bad) = list
                 .iter()

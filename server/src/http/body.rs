@@ -1,5 +1,5 @@
 //! Request bodies as the ingest routes read them: with a size bound and
-//! an idle timeout, then decompressed (gzip or zstd, by
+//! an idle timeout, then decompressed (gzip, deflate or zstd, by
 //! `Content-Encoding`) with a bound on what decompression makes.
 
 use std::io::Read;
@@ -65,6 +65,8 @@ pub(super) async fn read_body(
 pub(super) enum Encoding {
     Identity,
     Gzip,
+    /// HTTP's `deflate`: zlib-wrapped (Vector's `zlib`).
+    Deflate,
     Zstd,
 }
 
@@ -79,12 +81,14 @@ pub(super) fn encoding_of(headers: &HeaderMap) -> Result<Encoding, AppError> {
         Ok(Encoding::Gzip)
     } else if text.eq_ignore_ascii_case("zstd") {
         Ok(Encoding::Zstd)
+    } else if text.eq_ignore_ascii_case("deflate") {
+        Ok(Encoding::Deflate)
     } else if text.eq_ignore_ascii_case("identity") || text.is_empty() {
         Ok(Encoding::Identity)
     } else {
         Err(AppError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported content-encoding {text:?}: send gzip, zstd or none"),
+            format!("unsupported content-encoding {text:?}: send gzip, deflate, zstd or none"),
         ))
     }
 }
@@ -106,6 +110,7 @@ pub(super) fn decompress(
         Encoding::Identity if body.len() > max => return Err(too_large()),
         Encoding::Identity => return Ok(body),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body.as_slice())),
+        Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(body.as_slice())),
         Encoding::Zstd => Box::new(
             zstd::stream::read::Decoder::new(body.as_slice())
                 .map_err(|e| AppError::bad_request(format!("cannot read the zstd body: {e}")))?,
@@ -140,6 +145,13 @@ mod tests {
     fn decompression_is_bounded_by_what_it_makes() {
         let raw = vec![b'a'; 10_000];
         assert_eq!(decompress(gzip(&raw), Encoding::Gzip, 10_000).unwrap(), raw);
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(&raw).unwrap();
+        let zlib = zlib.finish().unwrap();
+        assert_eq!(
+            decompress(zlib.clone(), Encoding::Deflate, 10_000).unwrap(),
+            raw
+        );
         let zstd = zstd::encode_all(raw.as_slice(), 1).unwrap();
         assert_eq!(
             decompress(zstd.clone(), Encoding::Zstd, 10_000).unwrap(),

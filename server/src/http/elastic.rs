@@ -7,7 +7,10 @@
 //! `X-Elastic-Product` header, which the official clients check. The
 //! credential is an ingest token: as the password of basic auth (any user
 //! name, or the token as the user name with no password), as `ApiKey
-//! <token>` or as `Bearer <token>`.
+//! <token>` (or Elasticsearch's `ApiKey base64(<id>:<token>)`) or as
+//! `Bearer <token>`. 401s carry no `WWW-Authenticate` challenge, so that
+//! a browser never prompts for, and then sends by itself, credentials
+//! for this API.
 
 use std::sync::Arc;
 
@@ -41,20 +44,49 @@ const REFRESH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30)
 
 /// The routes, for [`super::app`] to merge.
 pub(super) fn routes() -> Router<AppState> {
-    let setup = || get(absent).head(absent).put(acknowledged);
+    let setup = || {
+        get(absent)
+            .head(absent)
+            .put(acknowledged)
+            .post(acknowledged)
+            .fallback(method_not_allowed)
+    };
+    let info = || get(info).head(info).fallback(method_not_allowed);
     Router::new()
-        .route(PREFIX, get(info).head(info))
-        .route("/es/", get(info).head(info))
-        .route("/es/_bulk", post(bulk_all).put(bulk_all))
-        .route("/es/{index}/_bulk", post(bulk_index).put(bulk_index))
-        .route("/es/_license", get(license))
-        .route("/es/_xpack", get(xpack))
-        .route("/es/_cluster/health", get(cluster_health))
+        .route(PREFIX, info())
+        .route("/es/", info())
+        .route(
+            "/es/_bulk",
+            post(bulk_all).put(bulk_all).fallback(method_not_allowed),
+        )
+        .route(
+            "/es/{index}/_bulk",
+            post(bulk_index)
+                .put(bulk_index)
+                .fallback(method_not_allowed),
+        )
+        .route("/es/_license", get(license).fallback(method_not_allowed))
+        .route("/es/_xpack", get(xpack).fallback(method_not_allowed))
+        .route(
+            "/es/_cluster/health",
+            get(cluster_health).fallback(method_not_allowed),
+        )
         .route("/es/_index_template/{name}", setup())
         .route("/es/_template/{name}", setup())
         .route("/es/_component_template/{name}", setup())
         .route("/es/_ilm/policy/{name}", setup())
         .route("/es/_ingest/pipeline/{name}", setup())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> EsError {
+    EsError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "illegal_argument_exception",
+        format!(
+            "Incorrect HTTP method for uri [{}] and method [{method}]",
+            uri.path()
+        ),
+    )
 }
 
 /// Whether `path` is under [`PREFIX`], for the router's fallback.
@@ -222,8 +254,18 @@ fn token_of(headers: &HeaderMap) -> Result<String, EsError> {
         .trim();
     let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
     let credential = credential.trim();
-    let token = if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("apikey") {
+    let token = if scheme.eq_ignore_ascii_case("bearer") {
         credential.to_string()
+    } else if scheme.eq_ignore_ascii_case("apikey") {
+        // Elasticsearch's own form is base64 of `id:key`, which the
+        // shippers' `api_key: "id:key"` settings send; the key is the
+        // token. Tokens themselves are never valid base64 (`lh_…`).
+        base64::engine::general_purpose::STANDARD
+            .decode(credential)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|pair| pair.split_once(':').map(|(_, key)| key.to_string()))
+            .unwrap_or_else(|| credential.to_string())
     } else if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(credential)
@@ -390,7 +432,7 @@ async fn bulk(
         let context = bulk::Context {
             path_index: path_index.as_deref(),
             default_host: &default_host,
-            mapping: &config.mapping,
+            config: &config,
             received_at_ms,
             max_items: limits.max_events,
             max_line_bytes: limits.max_line_bytes,

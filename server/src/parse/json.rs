@@ -83,7 +83,9 @@ pub fn timestamp_of(value: &Value, received_at_ms: i64) -> Option<i64> {
     }
 }
 
-fn severity_of(value: &Value) -> Option<Severity> {
+/// A JSON level value as a severity: a word, or a number (syslog 0–7,
+/// or bunyan/pino 10–60).
+pub fn severity_of(value: &Value) -> Option<Severity> {
     match value {
         Value::String(text) => Severity::from_word(text.trim()),
         Value::Number(number) => Severity::from_number(number.as_f64()?),
