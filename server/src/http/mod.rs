@@ -177,7 +177,7 @@ pub fn app(state: AppState) -> Router {
         None => router,
     };
     let router = match state.otlp {
-        Some(_) => router.route(otlp::PATH, post(otlp::logs)),
+        Some(_) => router.merge(otlp::routes()),
         None => router,
     };
     router

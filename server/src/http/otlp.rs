@@ -27,6 +27,11 @@ use crate::tokens::Scope;
 /// The route.
 pub const PATH: &str = "/v1/logs";
 
+/// The route, for [`super::app`] to merge.
+pub(super) fn routes() -> axum::Router<AppState> {
+    axum::Router::new().route(PATH, axum::routing::post(logs))
+}
+
 /// The origin of every record sent here.
 pub const INPUT_NAME: &str = "otlp";
 
